@@ -1,0 +1,92 @@
+"""``batchframe.complete``: the one function the accessor and the CLI share."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ._options import resolve_options
+from ._records import RESULT_COLUMNS
+from ._run import run_frame
+
+log = logging.getLogger("batchframe")
+
+
+def complete(
+    df: pd.DataFrame,
+    prompt_col: str | None = None,
+    *,
+    model: str,
+    template: str | None = None,
+    messages_col: str | None = None,
+    system: str | None = None,
+    checkpoint: Any = None,
+    max_workers: int = 256,
+    max_pending: int | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 3600,
+    progress: bool = True,
+    simulate: bool | Mapping[str, Any] = False,
+    qps: float | None = None,
+    max_attempts: int | None = None,
+    retry_failed: bool | str | tuple[str, ...] = False,
+    dedupe: bool = True,
+    fsync: bool = False,
+    on_interrupt: str = "auto",
+    prices: Mapping[str, float] | None = None,
+    max_cost: float | None = None,
+    deadline_s: float | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    prefix: str = "",
+    suffix: str = "",
+    **params: Any,
+) -> pd.DataFrame:
+    """Send one chat completion per row and return a new frame with the answers as columns.
+
+    Exactly one of ``prompt_col`` (the user message), ``template`` (e.g. ``"Sentiment of: {review}"``)
+    or ``messages_col`` (a list of ``{"role", "content"}`` per row) says what to send; ``system`` adds
+    a system message. Request parameters (``temperature``, ``max_tokens``, ``response_format``,
+    ``enable_thinking``, ...) pass by name; anything else goes in ``extra_body``.
+
+    Connection: ``base_url`` (default env ``BATCHFRAME_BASE_URL``, else DashScope's Batch Chat
+    endpoint), ``api_key`` (default env ``DASHSCOPE_API_KEY``), ``timeout`` per call (60-3,600 s on
+    DashScope). ``simulate=True`` runs against the built-in simulator instead (fake answers).
+
+    Execution: ``max_workers`` calls in flight at most, never more than ``max_pending``; ``qps``
+    caps the request rate (1,000/s by default on DashScope); ``max_attempts`` per row for transient
+    errors. ``checkpoint="dir"`` saves every answer as it arrives; rerunning the same call resumes.
+    ``max_cost`` / ``deadline_s`` stop dispatching before the budget or time runs out.
+
+    Returns the input columns and index plus ``response``, ``finish_reason``, ``prompt_tokens``,
+    ``completion_tokens``, ``total_tokens``, ``reasoning_tokens``, ``reasoning_content``, ``error``,
+    ``error_code``, ``status`` (ok / failed / pending), ``attempts``, ``latency_s``, ``request_id``,
+    ``cost``; the run summary is in ``out.attrs["batchframe"]``.
+    """
+    names = {c: f"{prefix}{c}{suffix}" for c in RESULT_COLUMNS}
+    with _maybe_simulator(simulate) as sim_url:
+        opts = resolve_options(
+            model=model, base_url=base_url, api_key=api_key, timeout=timeout, max_workers=max_workers,
+            max_pending=max_pending, qps=qps, max_attempts=max_attempts, simulate=bool(simulate),
+            checkpoint=checkpoint, fsync=fsync, retry_failed=retry_failed, dedupe=dedupe,
+            progress=progress, on_interrupt=on_interrupt, prices=prices, max_cost=max_cost,
+            deadline_s=deadline_s, extra_body=extra_body, params=params, sim_base_url=sim_url)
+        return run_frame(df, opts, prompt_col=prompt_col, template=template,
+                         messages_col=messages_col, system=system, names=names)
+
+
+@contextlib.contextmanager
+def _maybe_simulator(simulate: bool | Mapping[str, Any]):
+    if not simulate:
+        yield None
+        return
+    from .simulator import Simulator
+
+    overrides = dict(simulate) if isinstance(simulate, Mapping) else {}
+    with Simulator(**overrides) as sim:
+        log.warning("batchframe: using the built-in Batch Chat simulator at %s: answers are FAKE "
+                    "(no real model, no key, no network)", sim.base_url)
+        yield sim.base_url

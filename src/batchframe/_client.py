@@ -1,0 +1,149 @@
+"""The wire: one chat-completion call through the openai SDK, answered as a ``Reply``.
+
+The SDK does the HTTP (auth headers, base URL, timeouts, its error classes); its own retries are off
+(``max_retries=0``) because the engine owns retries. Successful bodies are read as raw bytes and parsed
+with orjson instead of the SDK's pydantic models: the fields batchframe needs are few, and this is the
+hot path (see benchmarks/).
+
+A ``Reply`` never contains the API key: error messages come from the server's body, never from the
+request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import orjson
+
+from ._records import Reply
+from ._retry import parse_retry_after
+
+DASHSCOPE_BATCH_URL = "https://batch.dashscope.aliyuncs.com/compatible-mode/v1"
+
+
+def is_dashscope(base_url: str) -> bool:
+    """True for DashScope hosts (``*.dashscope.aliyuncs.com``), where its limits and rules apply."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host == "dashscope.aliyuncs.com" or host.endswith(".dashscope.aliyuncs.com") \
+        or host.endswith("dashscope-intl.aliyuncs.com") or host.endswith("dashscope-us.aliyuncs.com")
+
+
+def make_client(*, base_url: str, api_key: str | None, timeout: float, max_connections: int) -> Any:
+    """One openai client for the whole run, thread-safe, its pool sized to the concurrency.
+
+    The read timeout covers the server's whole queue wait; connect stays short so a dead host
+    is noticed quickly.
+    """
+    import httpx2
+    import openai
+
+    limits = httpx2.Limits(max_connections=max_connections,
+                           max_keepalive_connections=max_connections, keepalive_expiry=30.0)
+    http_client = httpx2.Client(
+        limits=limits,
+        timeout=httpx2.Timeout(timeout, connect=min(timeout, 30.0)),
+        trust_env=True,
+    )
+    return openai.OpenAI(
+        base_url=base_url,
+        # Non-DashScope servers (llama.cpp, vLLM, the simulator) may need no key; the SDK insists on one.
+        api_key=api_key or "not-needed",
+        max_retries=0,
+        timeout=timeout,
+        http_client=http_client,
+    )
+
+
+def _error_reply(status: int, body: Any, headers: Mapping[str, str] | None, latency: float,
+                 fallback_message: str) -> Reply:
+    code = message = None
+    request_id = None
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        if isinstance(err, Mapping):
+            code = err.get("code")
+            message = err.get("message")
+        elif isinstance(err, str):
+            message = err
+        code = code or body.get("code")
+        message = message or body.get("message")
+        request_id = body.get("request_id") or (err.get("request_id") if isinstance(err, Mapping) else None)
+    elif isinstance(body, str) and body.strip():
+        message = body.strip()[:500]
+    retry_after = None
+    if headers is not None:
+        request_id = request_id or headers.get("x-request-id") or headers.get("x-dashscope-request-id")
+        retry_after = parse_retry_after(headers)
+    return Reply(
+        kind="http", status=status, code=str(code) if code is not None else None,
+        message=str(message) if message is not None else fallback_message,
+        retry_after=retry_after, request_id=request_id, latency_s=latency,
+    )
+
+
+def parse_completion(raw: bytes, latency: float, request_id: str | None = None) -> Reply:
+    """Read the fields batchframe needs from a chat.completion body."""
+    try:
+        data = orjson.loads(raw)
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        return Reply(kind="decode", status=200, code="bad_response",
+                     message=f"unreadable response body ({type(exc).__name__})",
+                     request_id=request_id, latency_s=latency)
+    usage = data.get("usage") or {}
+    details = usage.get("completion_tokens_details") or {}
+    content = message.get("content")
+    if isinstance(content, list):  # some servers answer with content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    return Reply(
+        kind="ok", status=200,
+        response=content,
+        reasoning_content=message.get("reasoning_content") or message.get("reasoning") or None,
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        total_tokens=usage.get("total_tokens"),
+        reasoning_tokens=details.get("reasoning_tokens") if isinstance(details, Mapping) else None,
+        model=data.get("model"),
+        request_id=request_id or data.get("id"),
+        latency_s=latency,
+    )
+
+
+def call(client: Any, body: Mapping[str, Any], timeout: float) -> Reply:
+    """POST one request; every outcome, good or bad, comes back as a ``Reply`` (never raises for
+    HTTP, timeout or connection errors)."""
+    import httpx2
+    import openai
+
+    start = time.monotonic()
+    try:
+        resp = client.post("/chat/completions", body=body, cast_to=httpx2.Response,
+                           options={"timeout": timeout})
+        raw = resp.content
+    except openai.APIStatusError as exc:
+        resp = exc.response
+        try:
+            payload = orjson.loads(resp.content)
+        except Exception:
+            payload = resp.text if resp is not None else None
+        return _error_reply(exc.status_code, payload, resp.headers if resp is not None else None,
+                            time.monotonic() - start, f"HTTP {exc.status_code}")
+    except openai.APITimeoutError:
+        return Reply(kind="timeout", code="timeout",
+                     message=f"no answer within the {timeout:g} s timeout (the server may still have served it)",
+                     latency_s=time.monotonic() - start)
+    except openai.APIConnectionError as exc:
+        cause = exc.__cause__ or exc
+        return Reply(kind="connection", code="connection_error",
+                     message=f"connection error: {type(cause).__name__}",
+                     latency_s=time.monotonic() - start)
+    except httpx2.HTTPError as exc:  # a body cut off while being read
+        return Reply(kind="connection", code="connection_error",
+                     message=f"connection error while reading the answer: {type(exc).__name__}",
+                     latency_s=time.monotonic() - start)
+    return parse_completion(raw, time.monotonic() - start, resp.headers.get("x-request-id"))

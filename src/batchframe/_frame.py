@@ -1,0 +1,149 @@
+"""The pandas side: a frame's rows into messages, and results back into typed columns."""
+
+from __future__ import annotations
+
+import math
+import string
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ._records import FAILED, PENDING, RESULT_COLUMNS, Result
+from ._requests import user_messages
+from .exceptions import ConfigError
+
+EMPTY_PROMPT = "empty_prompt"
+
+
+def check_frame(df: Any) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if not df.index.is_unique:
+        dup = df.index[df.index.duplicated()][:3].tolist()
+        raise ConfigError(
+            f"the index has duplicate labels (e.g. {dup}); batchframe keys rows (and checkpoints) by "
+            "index label. Fix: df = df.reset_index(drop=True), or set a unique id column as the index."
+        )
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def template_fields(template: str) -> list[str]:
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(f"bad template {template!r}: {exc}") from None
+    fields = []
+    for name in names:
+        base = name.split(".")[0].split("[")[0]
+        if not base or base.isdigit():
+            raise ConfigError(f"template fields must name columns, e.g. '{{review}}'; got {{{name}}}")
+        fields.append(base)
+    return list(dict.fromkeys(fields))
+
+
+def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | None,
+                 messages_col: str | None, system: str | None) -> tuple[list, dict[int, str]]:
+    """Per row: its messages (or None), and {position: reason} for rows that get no request."""
+    chosen = [x for x in (prompt_col, template, messages_col) if x is not None]
+    if len(chosen) != 1:
+        raise ConfigError("give exactly one of prompt_col=, template= or messages_col=")
+    cols = set(df.columns)
+    if prompt_col is not None:
+        if prompt_col not in cols:
+            raise ConfigError(f"prompt_col {prompt_col!r} is not a column; columns: {list(df.columns)}")
+        values = df[prompt_col].tolist()
+        bad = next((v for v in values if not _missing(v) and not isinstance(v, str)), None)
+        if bad is not None:
+            raise ConfigError(
+                f"prompt_col {prompt_col!r} holds non-text values (e.g. {bad!r} of type "
+                f"{type(bad).__name__}); convert it with df[{prompt_col!r}].astype('string') "
+                "or use template=")
+        return _one_turn(values, system)
+    if template is not None:
+        fields = template_fields(template)
+        missing = [f for f in fields if f not in cols]
+        if missing:
+            raise ConfigError(f"template names missing column(s) {missing}; columns: {list(df.columns)}")
+        if not fields:
+            raise ConfigError("template names no column: every row would send the same prompt")
+        records = df[fields].to_dict("records") if len(df) else []
+        texts: list = []
+        for rec in records:
+            if any(_missing(v) for v in rec.values()):
+                texts.append(None)
+            else:
+                texts.append(template.format_map(rec))
+        return _one_turn(texts, system)
+    if messages_col not in cols:
+        raise ConfigError(f"messages_col {messages_col!r} is not a column; columns: {list(df.columns)}")
+    out: list = []
+    errors: dict[int, str] = {}
+    for pos, value in enumerate(df[messages_col].tolist()):
+        msgs = _as_messages(value)
+        if msgs is None:
+            out.append(None)
+            errors[pos] = "no messages in this row"
+        else:
+            if system is not None and msgs[0].get("role") != "system":
+                msgs = [{"role": "system", "content": system}, *msgs]
+            out.append(msgs)
+    return out, errors
+
+
+def _one_turn(texts: Sequence, system: str | None) -> tuple[list, dict[int, str]]:
+    out: list = []
+    errors: dict[int, str] = {}
+    for pos, text in enumerate(texts):
+        if _missing(text):
+            out.append(None)
+            errors[pos] = "empty prompt: no request sent"
+        else:
+            out.append(user_messages(system, text))
+    return out, errors
+
+
+def _as_messages(value: Any) -> list | None:
+    if _missing(value) if not isinstance(value, (list, tuple)) else False:
+        return None
+    if hasattr(value, "tolist"):  # a numpy array from Parquet
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"messages_col values must be lists of {{'role', 'content'}} dicts, got {value!r:.80}")
+    msgs = []
+    for m in value:
+        if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+            raise ConfigError(f"each message needs 'role' and 'content', got {m!r:.80}")
+        msgs.append({k: v for k, v in dict(m).items() if v is not None})
+    return msgs
+
+
+def result_columns(index: pd.Index, per_row: Sequence[Result | None], row_errors: Mapping[int, str],
+                   costs: Sequence[float | None] | None, names: Mapping[str, str]) -> pd.DataFrame:
+    """Typed result columns for every row: its Result, its own error, or pending."""
+    n = len(per_row)
+    cols: dict[str, list] = {name: [None] * n for name in RESULT_COLUMNS}
+    fields = [f for f in RESULT_COLUMNS if f not in ("status", "cost")]
+    status = cols["status"]
+    for pos, res in enumerate(per_row):
+        if res is not None:
+            for f in fields:
+                cols[f][pos] = getattr(res, f)
+            status[pos] = res.status
+        elif pos in row_errors:
+            cols["error"][pos] = row_errors[pos]
+            cols["error_code"][pos] = EMPTY_PROMPT
+            cols["attempts"][pos] = 0
+            status[pos] = FAILED
+        else:
+            status[pos] = PENDING
+    if costs is not None:
+        cols["cost"] = list(costs)
+    data = {names[f]: pd.array(cols[f], dtype=dtype) for f, dtype in RESULT_COLUMNS.items()}
+    return pd.DataFrame(data, index=index)

@@ -1,0 +1,219 @@
+"""One run: frame → requests → checkpoint filter → engine → checkpoint writer → result frame.
+
+``run_frame`` is what ``complete()``, the accessor and the CLI all end in.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from typing import Any, Iterator, Mapping
+
+import pandas as pd
+
+from . import _client
+from ._engine import Engine, EngineConfig, EngineStats
+from ._frame import check_frame, result_columns, row_messages
+from ._interrupt import StopSignals, interactive
+from ._keys import key_of
+from ._options import RunOptions
+from ._pricing import CURRENCY, resolve_prices
+from ._records import FAILED, OK, RESULT_COLUMNS, Request, Result, is_transient
+from ._summary import Summary
+from .exceptions import RunFatalError, RunInterrupted
+
+log = logging.getLogger("batchframe")
+
+
+def _keys(index: pd.Index) -> list[str]:
+    if pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.MultiIndex):
+        return ["i:" + s for s in index.astype("int64").astype(str)]
+    if pd.api.types.is_string_dtype(index.dtype) and all(isinstance(x, str) for x in index):
+        return ["s:" + s for s in index]
+    return [key_of(label) for label in index]
+
+
+class _Reuse:
+    """Which rows a checkpoint already answered, and their stored columns."""
+
+    def __init__(self, store: Any, keys: list[str], rids: list[str | None], opts: RunOptions) -> None:
+        self.mask = [False] * len(keys)
+        self.source: list[str | None] = [None] * len(keys)
+        done = store.done()
+        ok_by_rid = {row.rid: key for key, row in done.items() if row.status == OK}
+        retry = opts.retry_failed
+        for pos, (key, rid) in enumerate(zip(keys, rids)):
+            if rid is None:
+                continue
+            row = done.get(key)
+            if row is not None and row.rid == rid:
+                if row.status == OK:
+                    self.source[pos] = key
+                elif row.status == FAILED and not _rerun_failed(row, retry):
+                    self.source[pos] = key
+            if self.source[pos] is None and rid in ok_by_rid:
+                self.source[pos] = ok_by_rid[rid]  # the same request, answered for another row
+            self.mask[pos] = self.source[pos] is not None
+        self.count = sum(self.mask)
+        self.done = done
+
+
+def _rerun_failed(row: Any, retry: bool | tuple[str, ...]) -> bool:
+    if retry is True or is_transient(row.error):
+        return True
+    return bool(retry) and row.error_code in retry
+
+
+def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, template: str | None,
+              messages_col: str | None, system: str | None, names: Mapping[str, str]) -> pd.DataFrame:
+    check_frame(df)
+    started = time.monotonic()
+    messages, row_errors = row_messages(df, prompt_col=prompt_col, template=template,
+                                        messages_col=messages_col, system=system)
+    clash = [c for c in names.values() if c in df.columns]
+    if clash:
+        raise_config(f"result column(s) {clash} already exist in the frame; pass prefix= or suffix=")
+    keys = _keys(df.index)
+    hasher = opts.spec.hasher()
+    rids: list[str | None] = [hasher(m) if m is not None else None for m in messages]
+    if not opts.dedupe:
+        rids = [f"{r}.{k}" if r is not None else None for r, k in zip(rids, keys)]
+    for note in opts.notes:
+        log.warning("%s", note)
+
+    store = reuse = None
+    if opts.checkpoint is not None:
+        from ._checkpoint import CheckpointStore
+
+        store = CheckpointStore(opts.checkpoint, fsync=opts.fsync, meta=_meta(opts)).open()
+    try:
+        if store is not None:
+            reuse = _Reuse(store, keys, rids, opts)
+        return _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def raise_config(msg: str) -> None:
+    from .exceptions import ConfigError
+
+    raise ConfigError(msg)
+
+
+def _meta(opts: RunOptions) -> dict:
+    return {"model": opts.spec.model, "base_url": opts.spec.endpoint or opts.spec.base_url,
+            "params": dict(opts.spec.params), "prices": dict(opts.prices) if opts.prices else None}
+
+
+def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started) -> pd.DataFrame:
+    n = len(keys)
+    by_rid: dict[str, list[int]] = {}
+    for pos, rid in enumerate(rids):
+        if rid is not None and not (reuse and reuse.mask[pos]):
+            by_rid.setdefault(rid, []).append(pos)
+    prices = resolve_prices(opts.spec.model, opts.prices, use_table=opts.dashscope or opts.simulate)
+    if prices is None and opts.prices is None:
+        log.info("no price known for model %r at %s: cost is NA (pass prices={'input': .., 'output': ..})",
+                 opts.spec.model, opts.spec.base_url)
+    fresh: list[Result | None] = [None] * n
+    costs: list[float | None] = [None] * n
+    summary = Summary(rows=n, unique_requests=len({r for r in rids if r is not None}),
+                      reused=reuse.count if reuse else 0, empty=len(row_errors),
+                      currency=CURRENCY if prices else None)
+
+    if by_rid:
+        client = _client.make_client(base_url=opts.spec.base_url, api_key=opts.api_key,
+                                     timeout=opts.timeout, max_connections=min(opts.max_workers, opts.max_pending))
+        engine = Engine(functools.partial(_client.call, client, timeout=opts.timeout),
+                        EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending,
+                                     qps=opts.qps, retry=opts.retry))
+        from ._progress import Progress
+
+        progress = Progress(total=n, initial=summary.reused + summary.empty, enabled=opts.progress,
+                            currency=summary.currency)
+        deadline = started + opts.deadline_s if opts.deadline_s else None
+
+        def admit() -> bool:
+            if deadline is not None and time.monotonic() >= deadline:
+                engine.stop("deadline")
+                return False
+            if opts.max_cost is not None and prices is not None:
+                ok = engine.stats.ok
+                per_request = summary.cost / ok if ok else 0.0
+                if summary.cost + (engine.stats.in_flight + 1) * per_request > opts.max_cost:
+                    engine.stop("budget", wait=True)
+                    return False
+            return True
+
+        def tick(stats: EngineStats) -> None:
+            progress.tick(stats.limit, stats.in_flight)
+
+        requests = (Request(rid, opts.spec.body(messages[pos[0]])) for rid, pos in by_rid.items())
+        signals = StopSignals(lambda name: engine.stop("interrupted"))
+        fatal: RunFatalError | None = None
+        try:
+            with signals:
+                for res in engine.run(requests, admit=admit, on_tick=tick):
+                    positions = by_rid[res.rid]
+                    cost = (prices.cost(res.prompt_tokens, res.completion_tokens) if prices else None) \
+                        if res.status == OK else (0.0 if prices else None)
+                    if store is not None:
+                        store.write([keys[p] for p in positions], res, cost)
+                    for p in positions:
+                        fresh[p] = res
+                        costs[p] = cost
+                    summary.add(res, len(positions), cost)
+                    progress.add(len(positions), failed=res.status != OK, prompt=res.prompt_tokens,
+                                 completion=res.completion_tokens, reasoning=res.reasoning_tokens, cost=cost)
+        except RunFatalError as exc:
+            fatal = exc
+        finally:
+            progress.close()
+            try:
+                client.close()
+            except Exception:  # closing must never hide the run's own outcome
+                pass
+        summary.finish_engine(engine.stats, signals.received)
+    else:
+        fatal = None
+
+    out = df.copy(deep=False)
+    cols = result_columns(df.index, fresh, row_errors, costs, names)
+    if reuse is not None and reuse.count:
+        cols = _overlay_stored(cols, store, reuse, df.index, names)
+    for name in cols.columns:
+        out[name] = cols[name]
+    summary.finish(out[names["status"]], out[names["cost"]], out[names["error_code"]],
+                   time.monotonic() - started)
+    out.attrs["batchframe"] = summary.as_dict()
+    if opts.progress:
+        print(summary.render(), file=sys.stderr)
+    if fatal is not None:
+        fatal.partial = out
+        raise fatal
+    if summary.stop_reason == "interrupted":
+        where = f" (checkpoint {opts.checkpoint!r})" if opts.checkpoint else " (no checkpoint: pass checkpoint= to keep them)"
+        msg = (f"interrupted: {summary.ok + summary.failed} rows finished, {summary.pending} pending"
+               f"{where}. Rerun the same call to resume.")
+        if opts.on_interrupt == "raise" or (opts.on_interrupt == "auto" and not interactive()):
+            raise RunInterrupted(msg, partial=out)
+        log.warning("%s", msg)
+    return out
+
+
+def _overlay_stored(cols: pd.DataFrame, store: Any, reuse: _Reuse, index: pd.Index,
+                    names: Mapping[str, str]) -> pd.DataFrame:
+    from ._checkpoint import load_checkpoint
+
+    stored = load_checkpoint(store.path)
+    stored = stored.set_index("key")[list(RESULT_COLUMNS)]
+    aligned = stored.reindex(pd.Index(reuse.source, dtype=object))
+    aligned.index = index
+    aligned.columns = [names[c] for c in aligned.columns]
+    mask = pd.Series(reuse.mask, index=index)
+    for col in cols.columns:
+        cols[col] = aligned[col].where(mask, cols[col]).astype(cols[col].dtype)
+    return cols

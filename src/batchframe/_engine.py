@@ -100,7 +100,8 @@ class Engine:
         self._tick = sleep_granularity_s
         cap = self.config.concurrency
         initial = self.config.initial_concurrency or min(cap, 32)
-        self._limiter = AdaptiveConcurrency(cap, initial=min(initial, cap)) if self.config.adaptive else None
+        self._limiter = (AdaptiveConcurrency(cap, initial=min(initial, cap), clock=clock)
+                         if self.config.adaptive else None)
         self._bucket = TokenBucket(self.config.qps, clock=clock)
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()

@@ -164,7 +164,8 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
                         store.write([keys[p] for p in positions], res, cost)
                     for p in positions:
                         fresh[p] = res
-                        costs[p] = cost
+                        costs[p] = 0.0 if cost is not None else None
+                    costs[positions[0]] = cost  # billed once: copies of an identical request cost nothing
                     summary.add(res, len(positions), cost)
                     progress.add(len(positions), failed=res.status != OK, prompt=res.prompt_tokens,
                                  completion=res.completion_tokens, reasoning=res.reasoning_tokens, cost=cost)

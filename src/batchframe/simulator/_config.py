@@ -1,0 +1,147 @@
+"""Configuration of the local Batch Chat simulator: :class:`SimConfig` and :class:`ErrorRule`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MODELS: tuple[str, ...] = (
+    "qwen3.5-plus", "qwen3.5-flash", "qwen3-max", "qwen-plus", "qwen-flash", "deepseek-v3.2",
+    "qwen3-vl-plus", "qwen3-vl-flash",
+)
+
+#: model -> thinks by default? (True: thinks unless ``enable_thinking=false``; False: hybrid, thinks
+#: only with ``enable_thinking=true``). Models absent from the mapping never think.
+DEFAULT_THINKING_MODELS: Mapping[str, bool] = {
+    "qwen3.5-plus": True, "qwen3.5-flash": True,
+    "qwen-plus": False, "qwen-flash": False, "qwen3-max": False, "deepseek-v3.2": False,
+}
+
+LATENCY_DISTRIBUTIONS = ("fixed", "uniform", "exponential", "lognormal")
+
+#: The random per-attempt faults, in the order their probability bands are laid out on [0, 1).
+FAULTS = ("throttle", "error_500", "error_503", "drop", "bad_body", "timeout")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """Answer every request whose messages contain ``match`` (every request if ``""``) with an error.
+
+    Deterministic, not random: used to force run-fatal answers (``Arrearage``, ``AccessDenied``, ...).
+    """
+
+    match: str
+    status: int
+    code: str
+    message: str
+    type: str = "invalid_request_error"
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.match, str), "ErrorRule.match must be a string")
+        _check(_is_int(self.status) and 400 <= self.status <= 599,
+               f"ErrorRule.status must be an HTTP error status 400-599, got {self.status!r}")
+        _check(isinstance(self.code, str) and bool(self.code), "ErrorRule.code must be a non-empty string")
+        _check(isinstance(self.message, str), "ErrorRule.message must be a string")
+        _check(isinstance(self.type, str), "ErrorRule.type must be a string")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimConfig:
+    """Behaviour of the simulated Batch Chat endpoint. Change it by copy (``dataclasses.replace``).
+
+    Latency is the simulated queue wait, drawn from ``latency`` with mean ``latency_s`` ("uniform" is
+    uniform on [0, 2 * latency_s], "lognormal" has sigma 1), capped at ``latency_max_s``. Rates are
+    per-attempt probabilities; the six fault rates together must not exceed 1. ``max_pending`` is per
+    model, ``max_qps`` per account (both ``None`` = no cap). ``responder`` replaces the default
+    answer text: ``(request body) -> str``.
+    """
+
+    seed: int = 0
+    api_key: str | None = field(default=None, repr=False)
+    models: tuple[str, ...] = DEFAULT_MODELS
+    thinking_models: Mapping[str, bool] = field(
+        default_factory=lambda: dict(DEFAULT_THINKING_MODELS), hash=False)
+    latency: str = "fixed"
+    latency_s: float = 0.0
+    latency_max_s: float = 3600.0
+    server_timeout_s: float = 3600.0
+    hang_rate: float = 0.0
+    hang_s: float = 3600.0
+    max_pending: int | None = 10_000
+    max_qps: float | None = 1000
+    burst_limit: int | None = None
+    throttle_rate: float = 0.0
+    error_500_rate: float = 0.0
+    error_503_rate: float = 0.0
+    drop_rate: float = 0.0
+    bad_body_rate: float = 0.0
+    timeout_rate: float = 0.0
+    retry_after_s: float | None = None
+    moderation_marker: str | None = "[[moderate]]"
+    error_rules: tuple[ErrorRule, ...] = ()
+    max_input_tokens: int | None = None
+    responder: Callable[[dict[str, Any]], str] | None = None
+
+    def __post_init__(self) -> None:
+        _check(_is_int(self.seed), f"seed must be an int, got {self.seed!r}")
+        _check(self.api_key is None or (isinstance(self.api_key, str) and bool(self.api_key)),
+               "api_key must be a non-empty string or None")
+        self._normalise()
+        _check(self.latency in LATENCY_DISTRIBUTIONS,
+               f"latency must be one of {', '.join(LATENCY_DISTRIBUTIONS)}; got {self.latency!r}")
+        for name in ("latency_s", "latency_max_s", "hang_s"):
+            value = getattr(self, name)
+            _check(_is_number(value) and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
+        _check(_is_number(self.server_timeout_s) and self.server_timeout_s > 0,
+               f"server_timeout_s must be > 0, got {self.server_timeout_s!r}")
+        for name in ("hang_rate", *(f"{fault}_rate" for fault in FAULTS)):
+            value = getattr(self, name)
+            _check(_is_number(value) and 0 <= value <= 1, f"{name} must be within [0, 1], got {value!r}")
+        total = sum(self.fault_rates())
+        _check(total <= 1 + 1e-9, f"the fault rates add up to {total:g}; their sum must not exceed 1")
+        for name in ("max_pending", "burst_limit", "max_input_tokens"):
+            value = getattr(self, name)
+            _check(value is None or (_is_int(value) and value >= 1),
+                   f"{name} must be an int >= 1 or None, got {value!r}")
+        _check(self.max_qps is None or (_is_number(self.max_qps) and self.max_qps > 0),
+               f"max_qps must be > 0 or None, got {self.max_qps!r}")
+        _check(self.retry_after_s is None or (_is_number(self.retry_after_s) and self.retry_after_s >= 0),
+               f"retry_after_s must be >= 0 or None, got {self.retry_after_s!r}")
+        _check(self.moderation_marker is None
+               or (isinstance(self.moderation_marker, str) and bool(self.moderation_marker)),
+               "moderation_marker must be a non-empty string or None")
+        _check(self.responder is None or callable(self.responder), "responder must be callable or None")
+
+    def _normalise(self) -> None:
+        """Turn list-like fields into tuples / a plain dict, validating their items."""
+        models = (self.models,) if isinstance(self.models, str) else tuple(self.models)
+        _check(bool(models) and all(isinstance(m, str) and m for m in models),
+               "models must be a non-empty sequence of model names")
+        object.__setattr__(self, "models", models)
+        _check(isinstance(self.thinking_models, Mapping), "thinking_models must be a mapping model -> bool")
+        thinking = dict(self.thinking_models)
+        _check(all(isinstance(m, str) and isinstance(v, bool) for m, v in thinking.items()),
+               "thinking_models must map model names to bool (True: thinks by default)")
+        object.__setattr__(self, "thinking_models", thinking)
+        rules = tuple(self.error_rules)
+        _check(all(isinstance(rule, ErrorRule) for rule in rules), "error_rules must hold ErrorRule objects")
+        object.__setattr__(self, "error_rules", rules)
+
+    def fault_rates(self) -> tuple[float, ...]:
+        """The per-attempt probability of each fault in :data:`FAULTS`, in that order."""
+        return tuple(getattr(self, f"{fault}_rate") for fault in FAULTS)

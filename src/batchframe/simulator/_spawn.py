@@ -1,0 +1,117 @@
+""":class:`SpawnedSimulator`: a simulator in a child Python process, off the client's GIL.
+
+The parent sends the pickled ``(config, port)`` on the child's stdin; the child answers with its port
+on stdout once listening, then serves until its stdin closes (``stop()``, or the parent's death).
+The child runs in its own session, so a Ctrl-C aimed at the parent does not reach it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from ._config import SimConfig
+from ._server import HOST
+
+_CHILD = "from batchframe.simulator._spawn import child_main; child_main()"
+_HEADER = struct.Struct(">Q")
+_STOP_TIMEOUT_S = 10.0
+_HTTP_TIMEOUT_S = 30.0
+# stats are read from 127.0.0.1: never through a proxy from the environment
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class SpawnedSimulator:
+    """Handle on a simulator process: ``base_url``, ``port``, ``stats()``, ``reset_stats()``, ``stop()``."""
+
+    def __init__(self, config: SimConfig, *, port: int = 0) -> None:
+        self.config = config
+        payload = pickle.dumps((config, port))
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self._proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, env=env, start_new_session=True)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+        except BrokenPipeError:
+            line = b""
+        if not line.strip().isdigit():
+            self._proc.kill()
+            code = self._proc.wait()
+            raise RuntimeError(f"the simulator process failed to start (exit code {code}); see its stderr")
+        self.port = int(line)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def _call(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(f"http://{HOST}:{self.port}{path}", method=method)
+        with _OPENER.open(request, timeout=_HTTP_TIMEOUT_S) as response:
+            return orjson.loads(response.read())
+
+    def stats(self) -> dict[str, Any]:
+        """The child's counters, as :meth:`Simulator.stats` returns them."""
+        stats = self._call("GET", "/_sim/stats")
+        stats["by_status"] = {int(status): n for status, n in stats["by_status"].items()}
+        return stats
+
+    def reset_stats(self) -> None:
+        self._call("POST", "/_sim/reset")
+
+    def stop(self) -> None:
+        """Stop the child process (killed if it does not exit within 10 s). Idempotent."""
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self._proc.wait(timeout=_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+    def __enter__(self) -> SpawnedSimulator:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"SpawnedSimulator({self.base_url}, pid={self._proc.pid}, " \
+               f"{'running' if self.running else 'stopped'})"
+
+
+def child_main() -> None:
+    """Entry point of the child process (see the module docstring)."""
+    from ._server import Simulator
+
+    stdin = sys.stdin.buffer
+    (size,) = _HEADER.unpack(stdin.read(_HEADER.size))
+    config, port = pickle.loads(stdin.read(size))
+    simulator = Simulator(config, port=port).start()
+    sys.stdout.write(f"{simulator.port}\n")
+    sys.stdout.flush()
+    stdin.read()  # returns at EOF: the parent stopped us or went away
+    simulator.stop()

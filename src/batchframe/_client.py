@@ -20,6 +20,9 @@ from ._records import Reply
 from ._retry import parse_retry_after
 
 DASHSCOPE_BATCH_URL = "https://batch.dashscope.aliyuncs.com/compatible-mode/v1"
+# On Batch Chat the server ends a call at the timeout itself: wait a little longer than that, so an
+# answer sent at the server's limit still arrives.
+READ_MARGIN_S = 5.0
 
 
 def is_dashscope(base_url: str) -> bool:

@@ -102,7 +102,7 @@ class Engine:
         initial = self.config.initial_concurrency or min(cap, 32)
         self._limiter = (AdaptiveConcurrency(cap, initial=min(initial, cap), clock=clock)
                          if self.config.adaptive else None)
-        self._bucket = TokenBucket(self.config.qps, clock=clock)
+        self._bucket = _window_safe_bucket(self.config.qps, clock)
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._threads = 0
@@ -286,6 +286,16 @@ class Engine:
                 self._work.put(None)  # idle workers exit; busy ones exit after their call
         if self._fatal is not None:
             raise self._fatal
+
+
+def _window_safe_bucket(qps: float | None, clock: Callable[[], float]) -> TokenBucket:
+    """A bucket whose burst plus one second of refill stays within ``qps``: the API counts requests
+    per sliding second, so ``rate * 1 s + burst`` must not exceed the cap, with 2 % to spare for
+    requests that leave apart but arrive together (network jitter)."""
+    if qps is None:
+        return TokenBucket(None, clock=clock)
+    burst = max(1.0, qps / 20)
+    return TokenBucket(max(qps - burst - qps / 50, qps / 2), burst=burst, clock=clock)
 
 
 def _describe(reply: Reply) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping
 import pandas as pd
 
 from . import _client
+from ._fdlimit import ensure_open_files
 from ._engine import Engine, EngineConfig, EngineStats
 from ._frame import check_frame, result_columns, row_messages
 from ._interrupt import StopSignals, interactive
@@ -125,9 +126,11 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
                       currency=CURRENCY if prices else None)
 
     if by_rid:
-        client = _client.make_client(base_url=opts.spec.base_url, api_key=opts.api_key,
-                                     timeout=opts.timeout, max_connections=min(opts.max_workers, opts.max_pending))
-        engine = Engine(functools.partial(_client.call, client, timeout=opts.timeout),
+        ensure_open_files(min(opts.max_workers, opts.max_pending))
+        wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
+        client = _client.make_client(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
+                                     max_connections=min(opts.max_workers, opts.max_pending))
+        engine = Engine(functools.partial(_client.call, client, timeout=wire_timeout),
                         EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending,
                                      qps=opts.qps, retry=opts.retry))
         from ._progress import Progress

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _accessor  # noqa: F401  (registers df.batchchat)
 from ._api import complete
+from ._estimate import estimate
 from .exceptions import (
     BatchframeError,
     BudgetExceeded,
@@ -37,6 +38,7 @@ __all__ = [
     "SimConfig",
     "__version__",
     "complete",
+    "estimate",
     "load_checkpoint",
 ]
 

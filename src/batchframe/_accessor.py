@@ -20,3 +20,9 @@ class BatchChatAccessor:
         return complete(self._df, prompt_col, **kwargs)
 
     complete.__doc__ = "Send one chat completion per row; see batchframe.complete for every option."
+
+    def estimate(self, prompt_col: str | None = None, **kwargs: Any) -> Any:
+        """Count tokens and project the cost of the same complete() call; see batchframe.estimate."""
+        from ._estimate import estimate
+
+        return estimate(self._df, prompt_col, **kwargs)

@@ -11,6 +11,7 @@ import pandas as pd
 from ._options import resolve_options
 from ._records import RESULT_COLUMNS
 from ._run import run_frame
+from ._structured import before_run, prepare, run_parsed
 
 log = logging.getLogger("batchframe")
 
@@ -43,6 +44,8 @@ def complete(
     extra_body: Mapping[str, Any] | None = None,
     prefix: str = "",
     suffix: str = "",
+    image_col: str | None = None,
+    parse: bool | None = None,
     **params: Any,
 ) -> pd.DataFrame:
     """Send one chat completion per row and return a new frame with the answers as columns.
@@ -65,8 +68,15 @@ def complete(
     ``completion_tokens``, ``total_tokens``, ``reasoning_tokens``, ``reasoning_content``, ``error``,
     ``error_code``, ``status`` (ok / failed / pending), ``attempts``, ``latency_s``, ``request_id``,
     ``cost``; the run summary is in ``out.attrs["batchframe"]``.
+
+    ``image_col``: a column of image URLs or local file paths (sent inline as data URLs) for the
+    vision models; NaN means text only; a missing file fails that row (``error_code`` image_error).
+    ``response_format`` may also be a pydantic model class (sent as its JSON schema). ``parse=True``
+    (the default for a model class) parses each JSON answer into one column per key plus
+    ``parse_error``; a row whose answer does not parse keeps ``status`` "ok" (the call succeeded).
     """
     names = {c: f"{prefix}{c}{suffix}" for c in RESULT_COLUMNS}
+    params, structured = prepare(params, parse)
     with _maybe_simulator(simulate) as sim_url:
         opts = resolve_options(
             model=model, base_url=base_url, api_key=api_key, timeout=timeout, max_workers=max_workers,
@@ -74,8 +84,9 @@ def complete(
             checkpoint=checkpoint, fsync=fsync, retry_failed=retry_failed, dedupe=dedupe,
             progress=progress, on_interrupt=on_interrupt, prices=prices, max_cost=max_cost,
             deadline_s=deadline_s, extra_body=extra_body, params=params, sim_base_url=sim_url)
-        return run_frame(df, opts, prompt_col=prompt_col, template=template,
-                         messages_col=messages_col, system=system, names=names)
+        rows = dict(prompt_col=prompt_col, template=template, messages_col=messages_col, system=system)
+        before_run(df, structured, names, dashscope=opts.dashscope or opts.simulate, **rows)
+        return run_parsed(structured, run_frame, df, opts, names=names, image_col=image_col, **rows)
 
 
 @contextlib.contextmanager

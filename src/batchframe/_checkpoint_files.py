@@ -1,8 +1,8 @@
-"""The checkpoint's files: names, the fixed Parquet schema, journal lines, parts and metadata.
+"""The checkpoint's files: names, the fixed Parquet schema, journal lines and parts.
 
 A checkpoint is a directory::
 
-    _batchframe.json               metadata: format version, library version, created_at, the run's meta
+    _batchframe.json               metadata (see ``_checkpoint_meta``)
     _lock                          flock()ed by the one writer; holds the writer's pid
     part-<runid>-<n>.parquet       finished rows, fixed schema (see ``schema()``)
     _journal-<runid>-<n>.jsonl     rows written since the last part, one orjson line per row key;
@@ -19,13 +19,11 @@ Everything here is stateless; ``_checkpoint.CheckpointStore`` holds the lock and
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import logging
 import math
 import os
-import re
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import orjson
@@ -33,13 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ._checkpoint_meta import FORMAT_VERSION, META, fsync_dir  # noqa: F401  (re-exported)
 from ._records import RESULT_COLUMNS, Result
-from .exceptions import CheckpointError
 
 log = logging.getLogger("batchframe")
 
-FORMAT_VERSION = 1
-META = "_batchframe.json"
 LOCK = "_lock"
 PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
 JOURNAL_PREFIX, JOURNAL_SUFFIX = "_journal-", ".jsonl"
@@ -59,6 +55,12 @@ _ARROW = {"string": pa.large_string(), "str": pa.large_string(), "Int64": pa.int
 _BASE_DTYPES = {"key": "string", "rid": "string", "seq": "int64", "written_at": "datetime64[us, UTC]"}
 
 
+# Low-cardinality columns worth dictionary encoding; on the unique ones (key, rid, response) the
+# attempt costs 3x the write time for nothing.
+_DICTIONARY = ("status", "finish_reason", "error_code", "error")
+ROW_GROUP = 131_072  # rows per row group: bounded pages, row groups decoded in parallel
+
+
 class CorruptPart(Exception):
     """A part file that cannot be read (truncated, bad checksum, wrong schema)."""
 
@@ -72,15 +74,6 @@ def schema() -> pa.Schema:
     empty = pd.DataFrame({name: pd.Series([], dtype=d) for name, d in dtypes.items()})
     pandas_meta = pa.Schema.from_pandas(empty, preserve_index=False).metadata
     return pa.schema([pa.field(name, _ARROW[d]) for name, d in dtypes.items()], metadata=pandas_meta)
-
-
-def library_version() -> str:
-    try:
-        return importlib.metadata.version("batchframe")
-    except importlib.metadata.PackageNotFoundError:
-        import sys
-
-        return str(getattr(sys.modules.get("batchframe"), "__version__", "unknown"))
 
 
 # ---- building tables ----------------------------------------------------------------------------
@@ -177,7 +170,7 @@ def read_part(path: str, columns: Sequence[str]) -> pa.Table:
                 raise CorruptPart(f"missing column(s) {missing}")
             table = pf.read(columns=[c for c in columns if c in names])
         return _conform(table, columns)
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):
         raise
     except CorruptPart:
         raise
@@ -212,21 +205,14 @@ def part_max_seq(path: str) -> int:
     return int(pc.max(seq).as_py()) if len(seq) else -1
 
 
-def fsync_dir(dirpath: str) -> None:
-    fd = os.open(dirpath, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_part(table: pa.Table, dirpath: str, name: str, *, fsync: bool) -> None:
     """Publish ``table`` as ``dirpath/name`` atomically: hidden temp file, then os.replace."""
     sch = schema()
     table = pa.Table.from_arrays(table.select(sch.names).columns, schema=sch)  # the fixed schema, always
     tmp = os.path.join(dirpath, f".{name}.{os.getpid()}.tmp")
     try:
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True, row_group_size=ROW_GROUP,
+                       use_dictionary=[c for c in _DICTIONARY if c in sch.names])
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -262,6 +248,12 @@ def quarantine(dirpath: str, name: str, reason: str) -> None:
         pass
     warn(f"checkpoint {dirpath}: part {name} is unreadable ({reason}); moved aside to {target}. "
          f"The rows it held count as not done and will be re-run.")
+
+
+def unique_seq(table: pa.Table) -> pa.Table:
+    """Drop rows repeating a seq (the same row read from both a part and its journal)."""
+    _, first = np.unique(table["seq"].to_numpy(), return_index=True)
+    return table.take(np.sort(first)) if len(first) < table.num_rows else table
 
 
 def current(table: pa.Table) -> pa.Table:
@@ -301,121 +293,3 @@ def part_of_journal(journal: str) -> str:
 def is_ours(name: str) -> bool:
     """Entries a directory may hold before its metadata exists (a crash right after taking the lock)."""
     return name == LOCK or (name.startswith("." + META + ".") and name.endswith(".tmp"))
-
-
-# ---- metadata -----------------------------------------------------------------------------------
-
-_KEYLIKE = re.compile(r"sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S{6,}", re.IGNORECASE)
-_SECRET_NAMES = {"api_key", "apikey", "api-key", "authorization", "password", "secret", "access_token"}
-
-
-def check_meta(meta: Mapping[str, Any]) -> bytes:
-    """The metadata mapping as JSON, refusing anything that looks like an API key (never echoed)."""
-    def walk(obj: Any, where: str) -> None:
-        if isinstance(obj, str):
-            if _KEYLIKE.search(obj):
-                raise CheckpointError(f"refusing to store meta{where} in the checkpoint metadata: "
-                                      f"the value looks like an API key")
-        elif isinstance(obj, Mapping):
-            for k, v in obj.items():
-                if str(k).lower() in _SECRET_NAMES and v:
-                    raise CheckpointError(f"refusing to store meta{where}[{k!r}] in the checkpoint "
-                                          f"metadata: secrets never go into a checkpoint")
-                walk(v, f"{where}[{k!r}]")
-        elif isinstance(obj, (list, tuple)):
-            for i, v in enumerate(obj):
-                walk(v, f"{where}[{i}]")
-    walk(meta, "")
-    try:
-        return orjson.dumps(dict(meta), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-    except TypeError as exc:
-        raise CheckpointError(f"checkpoint meta must be JSON-serializable: {exc}") from None
-
-
-def read_meta(dirpath: str) -> dict | None:
-    try:
-        with open(os.path.join(dirpath, META), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None
-    try:
-        obj = orjson.loads(data)
-        if not isinstance(obj, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        raise CheckpointError(f"{os.path.join(dirpath, META)} is unreadable (not batchframe metadata). "
-                              f"Use a new checkpoint directory, or delete {dirpath} to start over.") from None
-    return obj
-
-
-def check_version(dirpath: str, meta: Mapping[str, Any]) -> None:
-    version = meta.get("format_version")
-    if version == FORMAT_VERSION:
-        return
-    by = meta.get("library_version", "an unknown version")
-    hint = ("upgrade batchframe to read it, or " if isinstance(version, int) and version > FORMAT_VERSION
-            else "")
-    raise CheckpointError(
-        f"checkpoint {dirpath} was written by batchframe {by} in checkpoint format {version!r}; this "
-        f"batchframe ({library_version()}) reads format {FORMAT_VERSION}. To go on, {hint}point "
-        f"checkpoint= at a new directory, or delete {dirpath} to start over (its rows will be re-run).")
-
-
-def write_meta(dirpath: str, meta: Mapping[str, Any], *, fsync: bool) -> None:
-    data = orjson.dumps(dict(meta), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-                        | orjson.OPT_SERIALIZE_NUMPY)
-    tmp = os.path.join(dirpath, f".{META}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data + b"\n")
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(dirpath, META))
-    if fsync:
-        fsync_dir(dirpath)
-
-
-def read_all(dirpath: str, columns: Sequence[str]) -> pa.Table:
-    """Every stored row (parts and journals, superseded attempts included), read-only: corrupt parts
-    are skipped with a warning, never moved. Retries when a writer publishes or compacts meanwhile."""
-    columns = list(dict.fromkeys([*REQUIRED[:1], "seq", *columns]))
-    for attempt in range(10):
-        parts, journals, _ = scan(dirpath)
-        tables: list[pa.Table] = []
-        try:
-            for name in parts:
-                try:
-                    tables.append(read_part(os.path.join(dirpath, name), columns))
-                except CorruptPart as exc:
-                    warn(f"checkpoint {dirpath}: part {name} is unreadable ({exc}); skipping it "
-                         f"(its rows count as not done)")
-            for name in journals:
-                tables.append(journal_table(os.path.join(dirpath, name)).select(columns))
-        except FileNotFoundError:
-            continue  # a writer flushed or compacted between the listing and the read: list again
-        return pa.concat_tables(tables) if tables else empty_table(columns)
-    raise CheckpointError(f"checkpoint {dirpath} kept changing while being read; try again")
-
-
-def label_index(keys: pa.ChunkedArray | pa.Array) -> tuple[Any, Any]:
-    """(pandas Index of the restored labels, object ndarray of the same labels)."""
-    import pandas as pd
-
-    from ._keys import label_of
-
-    n = len(keys)
-    if n and pc.all(pc.starts_with(keys, "i:")).as_py():
-        try:
-            ints = pc.cast(pc.utf8_slice_codeunits(keys, 2), pa.int64()).to_numpy()
-            return pd.Index(ints), ints.astype(object)
-        except pa.ArrowInvalid:
-            pass
-    if n and pc.all(pc.starts_with(keys, "s:")).as_py():
-        labels: Iterable[Any] = pc.utf8_slice_codeunits(keys, 2).to_pylist()
-    else:
-        labels = [label_of(k) for k in keys.to_pylist()]
-    values = np.empty(n, dtype=object)
-    for i, label in enumerate(labels):
-        values[i] = label
-    index = pd.Index(list(values)) if n else pd.Index([], dtype=object)
-    return index, values

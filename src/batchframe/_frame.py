@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ._images import RowError, error_code, image_urls, user_content
 from ._records import FAILED, PENDING, RESULT_COLUMNS, Result
 from ._requests import user_messages
 from .exceptions import ConfigError
@@ -49,12 +50,14 @@ def template_fields(template: str) -> list[str]:
 
 
 def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | None,
-                 messages_col: str | None, system: str | None) -> tuple[list, dict[int, str]]:
+                 messages_col: str | None, system: str | None,
+                 image_col: str | None = None) -> tuple[list, dict[int, str]]:
     """Per row: its messages (or None), and {position: reason} for rows that get no request."""
     chosen = [x for x in (prompt_col, template, messages_col) if x is not None]
     if len(chosen) != 1:
         raise ConfigError("give exactly one of prompt_col=, template= or messages_col=")
     cols = set(df.columns)
+    images = _image_urls(df, image_col, messages_col)
     if prompt_col is not None:
         if prompt_col not in cols:
             raise ConfigError(f"prompt_col {prompt_col!r} is not a column; columns: {list(df.columns)}")
@@ -65,7 +68,7 @@ def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | No
                 f"prompt_col {prompt_col!r} holds non-text values (e.g. {bad!r} of type "
                 f"{type(bad).__name__}); convert it with df[{prompt_col!r}].astype('string') "
                 "or use template=")
-        return _one_turn(values, system)
+        return _one_turn(values, system, images)
     if template is not None:
         fields = template_fields(template)
         missing = [f for f in fields if f not in cols]
@@ -80,7 +83,7 @@ def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | No
                 texts.append(None)
             else:
                 texts.append(template.format_map(rec))
-        return _one_turn(texts, system)
+        return _one_turn(texts, system, images)
     if messages_col not in cols:
         raise ConfigError(f"messages_col {messages_col!r} is not a column; columns: {list(df.columns)}")
     out: list = []
@@ -97,16 +100,33 @@ def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | No
     return out, errors
 
 
-def _one_turn(texts: Sequence, system: str | None) -> tuple[list, dict[int, str]]:
+def _one_turn(texts: Sequence, system: str | None,
+              images: Sequence | None = None) -> tuple[list, dict[int, str]]:
     out: list = []
     errors: dict[int, str] = {}
     for pos, text in enumerate(texts):
+        url = images[pos] if images is not None else None
         if _missing(text):
             out.append(None)
             errors[pos] = "empty prompt: no request sent"
+        elif isinstance(url, RowError):
+            out.append(None)
+            errors[pos] = url
         else:
-            out.append(user_messages(system, text))
+            out.append(user_messages(system, user_content(text, url)))
     return out, errors
+
+
+def _image_urls(df: pd.DataFrame, image_col: str | None, messages_col: str | None) -> list | None:
+    """Per row: None, an image URL, or a ``RowError`` (see ``_images``)."""
+    if image_col is None:
+        return None
+    if messages_col is not None:
+        raise ConfigError("image_col= works with prompt_col= or template=; with messages_col= put "
+                          "the image parts in the messages themselves")
+    if image_col not in df.columns:
+        raise ConfigError(f"image_col {image_col!r} is not a column; columns: {list(df.columns)}")
+    return image_urls(df[image_col].tolist())
 
 
 def _as_messages(value: Any) -> list | None:
@@ -137,8 +157,8 @@ def result_columns(index: pd.Index, per_row: Sequence[Result | None], row_errors
                 cols[f][pos] = getattr(res, f)
             status[pos] = res.status
         elif pos in row_errors:
-            cols["error"][pos] = row_errors[pos]
-            cols["error_code"][pos] = EMPTY_PROMPT
+            cols["error"][pos] = str(row_errors[pos])
+            cols["error_code"][pos] = error_code(row_errors[pos], EMPTY_PROMPT)
             cols["attempts"][pos] = 0
             status[pos] = FAILED
         else:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import sys
@@ -27,6 +28,10 @@ from .exceptions import RunFatalError, RunInterrupted
 
 log = logging.getLogger("batchframe")
 
+# Set by batchframe.dask around one partition's run: called with the run's Engine once it exists, so
+# the Dask job can stop it (engine.stop is thread-safe) when the job is cancelled.
+ENGINE_HOOK: contextvars.ContextVar[Any] = contextvars.ContextVar("batchframe_engine_hook", default=None)
+
 
 def _keys(index: pd.Index) -> list[str]:
     if pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.MultiIndex):
@@ -43,20 +48,22 @@ class _Reuse:
         self.mask = [False] * len(keys)
         self.source: list[str | None] = [None] * len(keys)
         done = store.done()
-        ok_by_rid = {row.rid: key for key, row in done.items() if row.status == OK}
+        ok_by_rid = done.ok_by_rid()
+        failed = done.failed()
         retry = opts.retry_failed
+        source = self.source
         for pos, (key, rid) in enumerate(zip(keys, rids)):
             if rid is None:
                 continue
-            row = done.get(key)
-            if row is not None and row.rid == rid:
-                if row.status == OK:
-                    self.source[pos] = key
-                elif row.status == FAILED and not _rerun_failed(row, retry):
-                    self.source[pos] = key
-            if self.source[pos] is None and rid in ok_by_rid:
-                self.source[pos] = ok_by_rid[rid]  # the same request, answered for another row
-            self.mask[pos] = self.source[pos] is not None
+            if done.is_ok(key, rid):
+                source[pos] = key
+            else:
+                row = failed.get(key)
+                if row is not None and row.rid == rid and not _rerun_failed(row, retry):
+                    source[pos] = key
+                elif rid in ok_by_rid:
+                    source[pos] = ok_by_rid[rid]  # the same request, answered for another row
+        self.mask = [s is not None for s in source]
         self.count = sum(self.mask)
         self.done = done
 
@@ -68,11 +75,12 @@ def _rerun_failed(row: Any, retry: bool | tuple[str, ...]) -> bool:
 
 
 def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, template: str | None,
-              messages_col: str | None, system: str | None, names: Mapping[str, str]) -> pd.DataFrame:
+              messages_col: str | None, system: str | None, names: Mapping[str, str],
+              image_col: str | None = None) -> pd.DataFrame:
     check_frame(df)
     started = time.monotonic()
     messages, row_errors = row_messages(df, prompt_col=prompt_col, template=template,
-                                        messages_col=messages_col, system=system)
+                                        messages_col=messages_col, system=system, image_col=image_col)
     clash = [c for c in names.values() if c in df.columns]
     if clash:
         raise_config(f"result column(s) {clash} already exist in the frame; pass prefix= or suffix=")
@@ -89,13 +97,16 @@ def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, tem
         from ._checkpoint import CheckpointStore
 
         store = CheckpointStore(opts.checkpoint, fsync=opts.fsync, meta=_meta(opts)).open()
+    clean = False
     try:
         if store is not None:
             reuse = _Reuse(store, keys, rids, opts)
-        return _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started)
+        out = _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started)
+        clean = True
+        return out
     finally:
         if store is not None:
-            store.close()
+            store.close(compact=clean)  # after Ctrl-C or a crash: save, don't spend seconds merging
 
 
 def raise_config(msg: str) -> None:
@@ -133,6 +144,8 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
         engine = Engine(functools.partial(_client.call, client, timeout=wire_timeout),
                         EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending,
                                      qps=opts.qps, retry=opts.retry))
+        if ENGINE_HOOK.get() is not None:
+            ENGINE_HOOK.get()(engine)
         from ._progress import Progress
 
         progress = Progress(total=n, initial=summary.reused + summary.empty, enabled=opts.progress,
@@ -195,6 +208,9 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
     out.attrs["batchframe"] = summary.as_dict()
     if opts.progress:
         print(summary.render(), file=sys.stderr)
+    elif summary.length_empty:
+        log.warning("batchframe: %d rows stopped at max_tokens with an empty answer (finish_reason="
+                    "'length'): raise max_tokens or turn thinking off", summary.length_empty)
     if fatal is not None:
         fatal.partial = out
         raise fatal

@@ -30,7 +30,7 @@ class _Answered(Exception):
 
 
 class SimHandler:
-    """Answers the simulator's routes; chat requests per a :class:`SimConfig`, recording everything in a :class:`Stats`."""
+    """Answers the simulator's routes per a :class:`SimConfig`, recording everything in :class:`Stats`."""
 
     def __init__(self, config: SimConfig, stats: Stats) -> None:
         self.config = config

@@ -47,7 +47,7 @@ class Draw:
         """Which random fault (a name from FAULTS) hits this attempt, if any."""
         u = self.uniform(self.FAULT)
         edge = 0.0
-        for name, rate in zip(FAULTS, config.fault_rates()):
+        for name, rate in zip(FAULTS, config.fault_rates(), strict=True):
             edge += rate
             if u < edge:
                 return name

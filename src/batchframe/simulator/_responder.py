@@ -116,9 +116,8 @@ def _sentence(label: str, cues: list[str]) -> str:
 def json_mode(body: dict[str, Any]) -> str | None:
     """"json_object" / "json_schema" when the request asks for JSON output, else None."""
     response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
-        return response_format["type"]
-    return None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    return str(kind) if kind in ("json_object", "json_schema") else None
 
 
 def default_responder(body: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 HOST = "127.0.0.1"
 BACKLOG = 8192
-_SHUTDOWN_TIMEOUT_S = 0.5
+_SHUTDOWN_TIMEOUT_S = 0.2
 
 
 def raise_fd_limit() -> None:
@@ -32,10 +33,8 @@ def raise_fd_limit() -> None:
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
-        try:
+        with contextlib.suppress(ValueError, OSError):  # e.g. macOS refuses an unlimited hard limit
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):  # e.g. macOS refuses an unlimited hard limit
-            pass
 
 
 def listening_socket(port: int) -> socket.socket:

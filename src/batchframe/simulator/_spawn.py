@@ -7,6 +7,7 @@ The child runs in its own session, so a Ctrl-C aimed at the parent does not reac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import struct
@@ -69,7 +70,7 @@ class SpawnedSimulator:
 
     def stats(self) -> dict[str, Any]:
         """The child's counters, as :meth:`Simulator.stats` returns them."""
-        stats = self._call("GET", "/_sim/stats")
+        stats: dict[str, Any] = self._call("GET", "/_sim/stats")
         stats["by_status"] = {int(status): n for status, n in stats["by_status"].items()}
         return stats
 
@@ -79,10 +80,8 @@ class SpawnedSimulator:
     def stop(self) -> None:
         """Stop the child process (killed if it does not exit within 10 s). Idempotent."""
         if self._proc.stdin is not None and not self._proc.stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
-            except BrokenPipeError:
-                pass
         try:
             self._proc.wait(timeout=_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -9,18 +9,20 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ._options import resolve_options
+from .exceptions import ConfigError
 from ._records import RESULT_COLUMNS
 from ._run import run_frame
 from ._structured import before_run, prepare, run_parsed
 
 log = logging.getLogger("batchframe")
+LOCAL_WORKERS = 4  # the local model answers one call at a time; a queue's wait counts against the timeout
 
 
 def complete(
     df: pd.DataFrame,
     prompt_col: str | None = None,
     *,
-    model: str,
+    model: str | None = None,
     template: str | None = None,
     messages_col: str | None = None,
     system: str | None = None,
@@ -32,6 +34,7 @@ def complete(
     timeout: float = 3600,
     progress: bool = True,
     simulate: bool | Mapping[str, Any] = False,
+    local: bool | Mapping[str, Any] = False,
     qps: float | None = None,
     max_attempts: int | None = None,
     retry_failed: bool | str | tuple[str, ...] = False,
@@ -57,7 +60,9 @@ def complete(
 
     Connection: ``base_url`` (default env ``BATCHFRAME_BASE_URL``, else DashScope's Batch Chat
     endpoint), ``api_key`` (default env ``DASHSCOPE_API_KEY``), ``timeout`` per call (60-3,600 s on
-    DashScope). ``simulate=True`` runs against the built-in simulator instead (fake answers).
+    DashScope). ``simulate=True`` runs against the built-in simulator instead (fake answers);
+    ``local=True`` starts a small real model (SmolLM2-135M, ``pip install 'batchframe[local]'``) on
+    127.0.0.1 for the run.
 
     Execution: ``max_workers`` calls in flight at most, never more than ``max_pending``; ``qps``
     caps the request rate (1,000/s by default on DashScope); ``max_attempts`` per row for transient
@@ -77,27 +82,43 @@ def complete(
     """
     names = {c: f"{prefix}{c}{suffix}" for c in RESULT_COLUMNS}
     params, structured = prepare(params, parse)
-    with _maybe_simulator(simulate) as sim_url:
+    if sum(map(bool, (simulate, local, base_url))) > 1:
+        raise ConfigError("give at most one of base_url=, simulate= and local=")
+    with _endpoint(simulate, local) as (url, endpoint, served_model):
+        if served_model is not None:
+            if model not in (None, served_model):
+                raise ConfigError(f"local=True serves one model, {served_model!r}; drop model=")
+            model = served_model
+            max_workers = min(max_workers, LOCAL_WORKERS)
+        if model is None:
+            raise ConfigError("model= is required, e.g. model='qwen-plus'")
         opts = resolve_options(
             model=model, base_url=base_url, api_key=api_key, timeout=timeout, max_workers=max_workers,
             max_pending=max_pending, qps=qps, max_attempts=max_attempts, simulate=bool(simulate),
             checkpoint=checkpoint, fsync=fsync, retry_failed=retry_failed, dedupe=dedupe,
             progress=progress, on_interrupt=on_interrupt, prices=prices, max_cost=max_cost,
-            deadline_s=deadline_s, extra_body=extra_body, params=params, sim_base_url=sim_url)
+            deadline_s=deadline_s, extra_body=extra_body, params=params, sim_base_url=url,
+            endpoint=endpoint)
         rows = dict(prompt_col=prompt_col, template=template, messages_col=messages_col, system=system)
         before_run(df, structured, names, dashscope=opts.dashscope or opts.simulate, **rows)
         return run_parsed(structured, run_frame, df, opts, names=names, image_col=image_col, **rows)
 
 
 @contextlib.contextmanager
-def _maybe_simulator(simulate: bool | Mapping[str, Any]):
-    if not simulate:
-        yield None
-        return
-    from .simulator import Simulator
+def _endpoint(simulate: bool | Mapping[str, Any], local: bool | Mapping[str, Any]):
+    """A server started for this run: (base_url, the hash's endpoint name, the model it serves)."""
+    if simulate:
+        from .simulator import Simulator
 
-    overrides = dict(simulate) if isinstance(simulate, Mapping) else {}
-    with Simulator(**overrides) as sim:
-        log.warning("batchframe: using the built-in Batch Chat simulator at %s: answers are FAKE "
-                    "(no real model, no key, no network)", sim.base_url)
-        yield sim.base_url
+        with Simulator(**(dict(simulate) if isinstance(simulate, Mapping) else {})) as sim:
+            log.warning("batchframe: using the built-in Batch Chat simulator at %s: answers are FAKE "
+                        "(no real model, no key, no network)", sim.base_url)
+            yield sim.base_url, None, None
+    elif local:
+        from ._local import ENDPOINT, local_server
+
+        with local_server(**(dict(local) if isinstance(local, Mapping) else {})) as (url, name):
+            log.warning("batchframe: using a local model (%s) at %s", name, url)
+            yield url, ENDPOINT, name
+    else:
+        yield None, None, None

@@ -72,7 +72,7 @@ def _error_reply(status: int, body: Any, headers: Mapping[str, str] | None, late
         elif isinstance(err, str):
             message = err
         code = code or body.get("code")
-        message = message or body.get("message")
+        message = message or body.get("message") or body.get("detail")  # FastAPI-style bodies
         request_id = body.get("request_id") or (err.get("request_id") if isinstance(err, Mapping) else None)
     elif isinstance(body, str) and body.strip():
         message = body.strip()[:500]
@@ -87,6 +87,10 @@ def _error_reply(status: int, body: Any, headers: Mapping[str, str] | None, late
     )
 
 
+_FINISH = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop",
+           "max_tokens": "length", "max_length": "length", "model_length": "length"}
+
+
 def parse_completion(raw: bytes, latency: float, request_id: str | None = None) -> Reply:
     """Read the fields batchframe needs from a chat.completion body."""
     try:
@@ -97,19 +101,28 @@ def parse_completion(raw: bytes, latency: float, request_id: str | None = None) 
         return Reply(kind="decode", status=200, code="bad_response",
                      message=f"unreadable response body ({type(exc).__name__})",
                      request_id=request_id, latency_s=latency)
-    usage = data.get("usage") or {}
+    # Other servers: usage may be missing (token columns NA) or lack total_tokens; finish reasons
+    # may use their own words (mapped to OpenAI's "stop" / "length", others kept as sent).
+    usage = data.get("usage") if isinstance(data.get("usage"), Mapping) else {}
     details = usage.get("completion_tokens_details") or {}
     content = message.get("content")
     if isinstance(content, list):  # some servers answer with content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    total_tokens = usage.get("total_tokens")
+    if total_tokens is None and prompt_tokens is not None and completion_tokens is not None:
+        total_tokens = prompt_tokens + completion_tokens
+    finish_reason = choice.get("finish_reason")
+    if isinstance(finish_reason, str):
+        finish_reason = _FINISH.get(finish_reason, finish_reason)
     return Reply(
         kind="ok", status=200,
         response=content,
         reasoning_content=message.get("reasoning_content") or message.get("reasoning") or None,
-        finish_reason=choice.get("finish_reason"),
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        total_tokens=usage.get("total_tokens"),
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=total_tokens,
         reasoning_tokens=details.get("reasoning_tokens") if isinstance(details, Mapping) else None,
         model=data.get("model"),
         request_id=request_id or data.get("id"),

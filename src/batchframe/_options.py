@@ -56,14 +56,19 @@ def resolve_options(*, model: str, base_url: str | None, api_key: str | None, ti
                     retry_failed: Any, dedupe: bool, progress: bool, on_interrupt: str,
                     prices: Mapping[str, float] | None, max_cost: float | None,
                     deadline_s: float | None, extra_body: Mapping[str, Any] | None,
-                    params: Mapping[str, Any], sim_base_url: str | None = None) -> RunOptions:
+                    params: Mapping[str, Any], sim_base_url: str | None = None,
+                    endpoint: str | None = None) -> RunOptions:
     check_params(params)
-    if simulate:
+    if sim_base_url is not None:  # a server started for this run (the simulator, a local model)
         base_url = sim_base_url
     else:
         base_url = base_url or os.environ.get("BATCHFRAME_BASE_URL") or DASHSCOPE_BATCH_URL
-    api_key = api_key or (None if simulate else os.environ.get("DASHSCOPE_API_KEY")) or None
     dashscope = is_dashscope(base_url)
+    # The DashScope key from the environment goes to DashScope hosts only, never to another server;
+    # other endpoints take api_key= or BATCHFRAME_API_KEY.
+    if not api_key and not simulate:
+        api_key = os.environ.get("DASHSCOPE_API_KEY" if dashscope else "BATCHFRAME_API_KEY")
+    api_key = api_key or None
     if dashscope and not api_key:
         raise ConfigError(
             "no API key for the DashScope endpoint: set the DASHSCOPE_API_KEY environment variable "
@@ -108,7 +113,7 @@ def resolve_options(*, model: str, base_url: str | None, api_key: str | None, ti
         qps = DASHSCOPE_QPS
     return RunOptions(
         spec=RequestSpec(base_url=base_url, model=model, params=body_params,
-                         endpoint=SIMULATOR_ENDPOINT if simulate else None),
+                         endpoint=SIMULATOR_ENDPOINT if simulate else endpoint),
         api_key=api_key, timeout=float(timeout), max_workers=max_workers, max_pending=max_pending,
         qps=qps, retry=retry, dashscope=dashscope, simulate=simulate,
         checkpoint=os.fspath(checkpoint) if checkpoint is not None else None, fsync=fsync,

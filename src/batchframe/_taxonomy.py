@@ -172,6 +172,9 @@ RULES: tuple[Rule, ...] = (
     _rule(RETRY, status=(429,), throttle=True),
     _rule(STOP_RUN, status=(401, 403), hint=HINT_AUTH),
     _rule(STOP_RUN, status=(404,), hint=HINT_BASE_URL),
+    # llama-cpp-python answers a bad parameter with 500 "N validation error(s)": not transient
+    _rule(FAIL_ROW, status=(500,), message=r"^\d+ validation errors?\b", hint=HINT_CONFIG,
+          config_suspect=True),
     _rule(RETRY, status=_5XX),
     _rule(FAIL_ROW, status=_4XX, hint=HINT_SUSPECT, config_suspect=True),
 )

@@ -52,6 +52,9 @@ def test_crash_after_n_results_then_resume_exact_rows(sim, tmp_path, monkeypatch
     with pytest.raises(Crash):
         run(df, sim, ckpt)
     monkeypatch.undo()
+    deadline = time.monotonic() + 10
+    while sim.stats()["pending"] and time.monotonic() < deadline:  # calls still in the air land
+        time.sleep(0.01)
     first = sim.stats()["requests"]
     assert batchframe.load_checkpoint(ckpt).shape[0] == 120
     out = run(df, sim, ckpt)

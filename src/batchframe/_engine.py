@@ -110,6 +110,7 @@ class Engine:
         self._idle_lock = threading.Lock()
         self._stop = threading.Event()
         self._wait_all = False
+        self._closed = False
         self._fatal: RunFatalError | None = None
         self._suspects: dict[tuple[int, str | None, str | None], int] = {}
         self.stats = EngineStats(limit=self.limit)
@@ -139,6 +140,9 @@ class Engine:
             item = work.get()
             if item is None:
                 return
+            if self._closed:  # the run is over (finished, crashed or abandoned): send nothing more
+                done.put((item, Reply(kind="connection", code="abandoned", message="run ended")))
+                continue
             try:
                 reply = call(item.req.body)
             except Exception as exc:  # a bug or an unexpected SDK error: never lose the row silently
@@ -282,6 +286,7 @@ class Engine:
                     except queue.Empty:
                         break
         finally:
+            self._closed = True
             for _ in range(self._threads):
                 self._work.put(None)  # idle workers exit; busy ones exit after their call
         if self._fatal is not None:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import sys
 import time
@@ -139,9 +138,8 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
     if by_rid:
         ensure_open_files(min(opts.max_workers, opts.max_pending))
         wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
-        client = _client.make_client(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
-                                     max_connections=min(opts.max_workers, opts.max_pending))
-        engine = Engine(functools.partial(_client.call, client, timeout=wire_timeout),
+        client = _client.Caller(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout)
+        engine = Engine(client,
                         EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending,
                                      qps=opts.qps, retry=opts.retry))
         if ENGINE_HOOK.get() is not None:
@@ -189,10 +187,7 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
             fatal = exc
         finally:
             progress.close()
-            try:
-                client.close()
-            except Exception:  # closing must never hide the run's own outcome
-                pass
+            client.close()
         summary.finish_engine(engine.stats, signals.received)
     else:
         fatal = None

@@ -60,7 +60,7 @@ def test_crash_after_n_results_then_resume_exact_rows(sim, tmp_path, monkeypatch
     out = run(df, sim, ckpt)
     assert (out["status"] == "ok").all() and len(out) == 300 and out.index.equals(df.index)
     attempts = sim.stats()["attempts_per_prompt"]
-    assert sum(attempts.values()) == sim.stats()["requests"]
+    assert sum(attempts.values()) <= sim.stats()["requests"]  # a request cut mid-body has no prompt
     resent = sum(1 for v in attempts.values() if v > 1)
     assert resent <= first - 120  # only what was in flight at the crash was sent twice
     assert set(attempts) == set(df["text"])

@@ -224,3 +224,32 @@ def test_gentler_decrease() -> None:
 def test_aimd_bad_args_raise(args: tuple, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         AdaptiveConcurrency(*args, clock=FakeClock(), **kwargs)
+
+
+def test_slow_start_also_doubles_with_time_for_long_waits():
+    clock = FakeClock()
+    aimd = AdaptiveConcurrency(10_000, initial=32, double_every_s=2.0, clock=clock)
+    assert aimd.limit == 32
+    clock.now += 2.0
+    assert aimd.limit == 64  # no answer yet (a 30 s queue wait): the window still opens
+    clock.now += 8.0
+    assert aimd.limit == 1024
+    clock.now += 100.0
+    assert aimd.limit == 10_000
+
+
+def test_after_a_cut_the_limit_recovers_with_time():
+    clock = FakeClock()
+    aimd = AdaptiveConcurrency(10_000, initial=10_000, recover_per_s=0.05, clock=clock)
+    aimd.on_throttle()
+    assert aimd.limit == 5_000
+    clock.now += 4.0  # 2 s of cooldown, then + 5 % of the maximum per second without pushback
+    assert aimd.limit == 6_000
+    clock.now += 100.0
+    assert aimd.limit == 10_000
+
+
+@pytest.mark.parametrize("bad", [dict(double_every_s=0), dict(recover_per_s=-1), dict(recover_per_s=True)])
+def test_time_parameters_validated(bad):
+    with pytest.raises(ValueError):
+        AdaptiveConcurrency(10, **bad)

@@ -106,7 +106,8 @@ class AdaptiveConcurrency:
     """
 
     def __init__(self, max_limit: int, *, initial: int | None = None, min_limit: int = 1,
-                 decrease: float = 0.5, cooldown_s: float = 2.0, clock: Clock = time.monotonic) -> None:
+                 decrease: float = 0.5, cooldown_s: float = 2.0, double_every_s: float = 2.0,
+                 recover_per_s: float = 0.05, clock: Clock = time.monotonic) -> None:
         for name, value in (("max_limit", max_limit), ("min_limit", min_limit)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -122,6 +123,15 @@ class AdaptiveConcurrency:
         if (isinstance(cooldown_s, bool) or not isinstance(cooldown_s, (int, float))
                 or not math.isfinite(cooldown_s) or cooldown_s < 0):
             raise ValueError(f"cooldown_s must be a finite number >= 0, got {cooldown_s!r}")
+        for name, value in (("double_every_s", double_every_s), ("recover_per_s", recover_per_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        self._double_every = float(double_every_s)
+        self._recover = float(recover_per_s) * max_limit  # requests regained per second after a cut
+        self._start = clock()
+        self._initial = initial
+        self._cut_level = initial
+        self._recover_from = self._start
         self._max = max_limit
         self._min = min_limit
         self._decrease = float(decrease)
@@ -135,6 +145,20 @@ class AdaptiveConcurrency:
 
     @property
     def limit(self) -> int:
+        """The limit now. Besides the per-success growth, it also grows with time, so that calls
+        that take minutes (Batch Chat queues them up to an hour) do not keep it low for hours:
+        in slow start it doubles every ``double_every_s``; after a cut, once ``cooldown_s`` has
+        passed without pushback, it regains ``recover_per_s`` of ``max_limit`` per second."""
+        if self._limit < self._max:
+            now = self._clock()
+            if self._slow_start:
+                steps = min(64.0, max(0.0, now - self._start) / self._double_every)
+                by_time = self._initial * 2.0 ** steps
+            else:
+                quiet = now - self._recover_from - self._cooldown  # recovery starts after a quiet spell
+                by_time = self._cut_level + self._recover * max(0.0, quiet)
+            if by_time > self._limit:
+                self._limit = min(self._max, math.floor(by_time))
         return self._limit
 
     @property
@@ -170,11 +194,14 @@ class AdaptiveConcurrency:
 
     def on_throttle(self) -> None:
         """The endpoint pushed back: cut the limit, at most once per cooldown; ends slow start."""
+        current = self.limit
         self._slow_start = False
         now = self._clock()
+        self._recover_from, self._cut_level = now, current  # pushback holds the limit where it is
         if self._last_cut is not None and now - self._last_cut < self._cooldown:
             return
         self._last_cut = now
         self._cuts += 1
         self._successes = 0
-        self._limit = max(self._min, min(self._max, math.floor(self._limit * self._decrease)))
+        self._limit = max(self._min, min(self._max, math.floor(current * self._decrease)))
+        self._cut_level = self._limit

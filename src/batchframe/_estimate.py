@@ -25,7 +25,6 @@ import inspect
 import math
 import os
 import re
-import types
 from typing import Any, Callable, Mapping
 
 import pandas as pd
@@ -33,7 +32,7 @@ import pandas as pd
 from ._frame import check_frame, row_messages
 from ._options import resolve_options
 from ._pricing import CURRENCY, resolve_prices
-from ._records import FAILED, OK
+from ._records import OK
 from ._requests import check_params
 from ._structured import prepare
 from .exceptions import ConfigError
@@ -176,14 +175,10 @@ def estimate(df: pd.DataFrame, prompt_col: str | None = None, *, model: str,
     params, _ = prepare(params, options.get("parse"))
     opts = _resolve(model, options, params)
     rows = {k: options.get(k) for k in ("template", "messages_col", "system", "image_col")}
-    messages, row_errors = row_messages(df, prompt_col=prompt_col, **rows)
-    from ._run import _keys
+    from ._run import request_ids
 
-    keys = _keys(df.index)
-    hasher = opts.spec.hasher()
-    rids = [hasher(m) if m is not None else None for m in messages]
-    if not opts.dedupe:
-        rids = [f"{r}.{k}" if r is not None else None for r, k in zip(rids, keys)]
+    messages, row_errors = row_messages(df, prompt_col=prompt_col, **rows)
+    keys, rids = request_ids(df.index, messages, opts)
     done = _done(opts.checkpoint, keys, rids, opts.retry_failed)
 
     count, tokenizer = token_counter(model)
@@ -238,24 +233,13 @@ def _resolve(model: str, options: Mapping[str, Any], params: Mapping[str, Any]) 
 
 
 def _done(path: str | None, keys: list[str], rids: list, retry_failed: Any) -> list[bool]:
-    """Per row: does the checkpoint already hold its answer (as a rerun of ``complete()`` decides)?"""
+    """Per row: does the checkpoint already hold its answer (exactly as a rerun of ``complete()``
+    decides: the same code)?"""
     if path is None or not os.path.isdir(path) or not os.listdir(path):
         return [False] * len(keys)
-    from ._checkpoint import load_checkpoint
-    from ._run import _rerun_failed
+    from ._resume import Reuse
 
-    stored = load_checkpoint(path)
-    by_key = {k: types.SimpleNamespace(rid=r, status=s, error=e, error_code=c) for k, r, s, e, c in zip(
-        stored["key"].tolist(), stored["rid"].tolist(), stored["status"].tolist(),
-        stored["error"].tolist(), stored["error_code"].tolist())}
-    ok_rids = {row.rid for row in by_key.values() if row.status == OK}
-    out = []
-    for key, rid in zip(keys, rids):
-        row = by_key.get(key)
-        same = row is not None and rid is not None and row.rid == rid
-        hit = same and (row.status == OK or (row.status == FAILED and not _rerun_failed(row, retry_failed)))
-        out.append(bool(hit or (rid is not None and rid in ok_rids)))
-    return out
+    return Reuse(path, keys, rids, retry_failed).mask
 
 
 def _output_per_request(assumed: float, params: Mapping[str, Any], sampled: Mapping | None,

@@ -62,7 +62,8 @@ def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | No
         if prompt_col not in cols:
             raise ConfigError(f"prompt_col {prompt_col!r} is not a column; columns: {list(df.columns)}")
         values = df[prompt_col].tolist()
-        bad = next((v for v in values if not _missing(v) and not isinstance(v, str)), None)
+        bad = next((v for v in values if type(v) is not str and not _missing(v)
+                    and not isinstance(v, str)), None)
         if bad is not None:
             raise ConfigError(
                 f"prompt_col {prompt_col!r} holds non-text values (e.g. {bad!r} of type "
@@ -102,10 +103,25 @@ def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | No
 
 def _one_turn(texts: Sequence, system: str | None,
               images: Sequence | None = None) -> tuple[list, dict[int, str]]:
-    out: list = []
     errors: dict[int, str] = {}
+    if images is None:  # the common case, kept tight: a million rows go through here
+        if system is None:
+            out = [[{"role": "user", "content": t}] if type(t) is str and t and not t.isspace() else None
+                   for t in texts]
+        else:
+            sys_msg = {"role": "system", "content": system}
+            out = [[sys_msg, {"role": "user", "content": t}] if type(t) is str and t and not t.isspace()
+                   else None for t in texts]
+        for pos, msgs in enumerate(out):
+            if msgs is None:
+                if not _missing(texts[pos]):  # a str subclass, say: the careful path
+                    out[pos] = user_messages(system, texts[pos])
+                else:
+                    errors[pos] = "empty prompt: no request sent"
+        return out, errors
+    out = []
     for pos, text in enumerate(texts):
-        url = images[pos] if images is not None else None
+        url = images[pos]
         if _missing(text):
             out.append(None)
             errors[pos] = "empty prompt: no request sent"
@@ -145,25 +161,39 @@ def _as_messages(value: Any) -> list | None:
 
 
 def result_columns(index: pd.Index, per_row: Sequence[Result | None], row_errors: Mapping[int, str],
-                   costs: Sequence[float | None] | None, names: Mapping[str, str]) -> pd.DataFrame:
-    """Typed result columns for every row: its Result, its own error, or pending."""
+                   costs: Sequence[float | None] | None, names: Mapping[str, str],
+                   stored: pd.DataFrame | None = None,
+                   reused: Sequence[bool] | None = None) -> pd.DataFrame:
+    """Typed result columns for every row: its stored result (``stored``, positionally aligned,
+    where ``reused``), its Result from this run, its own error, or pending."""
     n = len(per_row)
-    cols: dict[str, list] = {name: [None] * n for name in RESULT_COLUMNS}
+    todo = list(range(n)) if reused is None else [p for p, r in enumerate(reused) if not r]
+    m = len(todo)
+    cols: dict[str, list] = {name: [None] * m for name in RESULT_COLUMNS}
     fields = [f for f in RESULT_COLUMNS if f not in ("status", "cost")]
-    status = cols["status"]
-    for pos, res in enumerate(per_row):
+    status, cost = cols["status"], cols["cost"]
+    for i, pos in enumerate(todo):
+        res = per_row[pos]
         if res is not None:
             for f in fields:
-                cols[f][pos] = getattr(res, f)
-            status[pos] = res.status
+                cols[f][i] = getattr(res, f)
+            status[i] = res.status
         elif pos in row_errors:
-            cols["error"][pos] = str(row_errors[pos])
-            cols["error_code"][pos] = error_code(row_errors[pos], EMPTY_PROMPT)
-            cols["attempts"][pos] = 0
-            status[pos] = FAILED
+            cols["error"][i] = str(row_errors[pos])
+            cols["error_code"][i] = error_code(row_errors[pos], EMPTY_PROMPT)
+            cols["attempts"][i] = 0
+            status[i] = FAILED
         else:
-            status[pos] = PENDING
-    if costs is not None:
-        cols["cost"] = list(costs)
-    data = {names[f]: pd.array(cols[f], dtype=dtype) for f, dtype in RESULT_COLUMNS.items()}
+            status[i] = PENDING
+        if costs is not None:
+            cost[i] = costs[pos]
+    data = {}
+    for f, dtype in RESULT_COLUMNS.items():
+        values = pd.array(cols[f], dtype=dtype)
+        if stored is not None:
+            column = stored[f].array.copy()
+            if m:
+                column[todo] = values
+            values = column
+        data[names[f]] = values
     return pd.DataFrame(data, index=index)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import contextvars
+import contextlib
+import gc
 import logging
 import sys
 import time
@@ -21,7 +23,7 @@ from ._interrupt import StopSignals, interactive
 from ._keys import key_of
 from ._options import RunOptions
 from ._pricing import CURRENCY, resolve_prices
-from ._records import FAILED, OK, RESULT_COLUMNS, Request, Result, is_transient
+from ._records import OK, Request, Result
 from ._summary import Summary
 from .exceptions import RunFatalError, RunInterrupted
 
@@ -33,44 +35,13 @@ ENGINE_HOOK: contextvars.ContextVar[Any] = contextvars.ContextVar("batchframe_en
 
 
 def _keys(index: pd.Index) -> list[str]:
+    """Row keys (see _keys.key_of), with fast paths for int and str indexes."""
     if pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.MultiIndex):
-        return ["i:" + s for s in index.astype("int64").astype(str)]
-    if pd.api.types.is_string_dtype(index.dtype) and all(isinstance(x, str) for x in index):
-        return ["s:" + s for s in index]
-    return [key_of(label) for label in index]
-
-
-class _Reuse:
-    """Which rows a checkpoint already answered, and their stored columns."""
-
-    def __init__(self, store: Any, keys: list[str], rids: list[str | None], opts: RunOptions) -> None:
-        self.mask = [False] * len(keys)
-        self.source: list[str | None] = [None] * len(keys)
-        done = store.done()
-        ok_by_rid = done.ok_by_rid()
-        failed = done.failed()
-        retry = opts.retry_failed
-        source = self.source
-        for pos, (key, rid) in enumerate(zip(keys, rids)):
-            if rid is None:
-                continue
-            if done.is_ok(key, rid):
-                source[pos] = key
-            else:
-                row = failed.get(key)
-                if row is not None and row.rid == rid and not _rerun_failed(row, retry):
-                    source[pos] = key
-                elif rid in ok_by_rid:
-                    source[pos] = ok_by_rid[rid]  # the same request, answered for another row
-        self.mask = [s is not None for s in source]
-        self.count = sum(self.mask)
-        self.done = done
-
-
-def _rerun_failed(row: Any, retry: bool | tuple[str, ...]) -> bool:
-    if retry is True or is_transient(row.error):
-        return True
-    return bool(retry) and row.error_code in retry
+        return [f"i:{x}" for x in index.tolist()]
+    labels = index.tolist()
+    if all(type(x) is str for x in labels):
+        return [f"s:{x}" for x in labels]
+    return [key_of(label) for label in labels]
 
 
 def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, template: str | None,
@@ -78,16 +49,53 @@ def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, tem
               image_col: str | None = None) -> pd.DataFrame:
     check_frame(df)
     started = time.monotonic()
+    with _no_gc():
+        return _prepare_and_run(df, opts, started, prompt_col=prompt_col, template=template,
+                                messages_col=messages_col, system=system, names=names,
+                                image_col=image_col)
+
+
+def request_ids(index: pd.Index, messages: list, opts: RunOptions) -> tuple[list[str], list[str | None]]:
+    """Per row: its key, and the hash of the request it sends (None: no request)."""
+    keys = _keys(index)
+    hasher = opts.spec.hasher()
+    rids: list[str | None] = [hasher(m) if m is not None else None for m in messages]
+    if not opts.dedupe:  # identical requests stay distinct: the row key joins the hash
+        rids = [f"{r}.{k}" if r is not None else None for r, k in zip(rids, keys)]
+    return keys, rids
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Building a million small dicts and lists triggers the cyclic collector over and over (3-4x
+    the work, measured); none of them form cycles. Collection is back on while calls are in flight."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def _gc_back_on():
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not was:
+            gc.disable()
+
+
+def _prepare_and_run(df, opts, started, *, prompt_col, template, messages_col, system, names, image_col):
     messages, row_errors = row_messages(df, prompt_col=prompt_col, template=template,
                                         messages_col=messages_col, system=system, image_col=image_col)
     clash = [c for c in names.values() if c in df.columns]
     if clash:
         raise_config(f"result column(s) {clash} already exist in the frame; pass prefix= or suffix=")
-    keys = _keys(df.index)
-    hasher = opts.spec.hasher()
-    rids: list[str | None] = [hasher(m) if m is not None else None for m in messages]
-    if not opts.dedupe:
-        rids = [f"{r}.{k}" if r is not None else None for r, k in zip(rids, keys)]
+    keys, rids = request_ids(df.index, messages, opts)
     for note in opts.notes:
         log.warning("%s", note)
 
@@ -99,7 +107,9 @@ def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, tem
     clean = False
     try:
         if store is not None:
-            reuse = _Reuse(store, keys, rids, opts)
+            from ._resume import Reuse
+
+            reuse = Reuse(store.path, keys, rids, opts.retry_failed)
         out = _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started)
         clean = True
         return out
@@ -168,9 +178,10 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
         requests = (Request(rid, opts.spec.body(messages[pos[0]])) for rid, pos in by_rid.items())
         signals = StopSignals(lambda name: engine.stop("interrupted"))
         fatal: RunFatalError | None = None
+        results = engine.run(requests, admit=admit, on_tick=tick)
         try:
-            with signals:
-                for res in engine.run(requests, admit=admit, on_tick=tick):
+            with signals, _gc_back_on():
+                for res in results:
                     positions = by_rid[res.rid]
                     cost = (prices.cost(res.prompt_tokens, res.completion_tokens) if prices else None) \
                         if res.status == OK else (0.0 if prices else None)
@@ -186,6 +197,7 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
         except RunFatalError as exc:
             fatal = exc
         finally:
+            results.close()  # whatever ended the loop, the engine sends nothing more
             progress.close()
             client.close()
         summary.finish_engine(engine.stats, signals.received)
@@ -193,9 +205,11 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
         fatal = None
 
     out = df.copy(deep=False)
-    cols = result_columns(df.index, fresh, row_errors, costs, names)
     if reuse is not None and reuse.count:
-        cols = _overlay_stored(cols, store, reuse, df.index, names)
+        cols = result_columns(df.index, fresh, row_errors, costs, names,
+                              stored=reuse.stored, reused=reuse.mask)
+    else:
+        cols = result_columns(df.index, fresh, row_errors, costs, names)
     for name in cols.columns:
         out[name] = cols[name]
     summary.finish(out[names["status"]], out[names["cost"]], out[names["error_code"]],
@@ -217,18 +231,3 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
             raise RunInterrupted(msg, partial=out)
         log.warning("%s", msg)
     return out
-
-
-def _overlay_stored(cols: pd.DataFrame, store: Any, reuse: _Reuse, index: pd.Index,
-                    names: Mapping[str, str]) -> pd.DataFrame:
-    from ._checkpoint import load_checkpoint
-
-    stored = load_checkpoint(store.path)
-    stored = stored.set_index("key")[list(RESULT_COLUMNS)]
-    aligned = stored.reindex(pd.Index(reuse.source, dtype=object))
-    aligned.index = index
-    aligned.columns = [names[c] for c in aligned.columns]
-    mask = pd.Series(reuse.mask, index=index)
-    for col in cols.columns:
-        cols[col] = aligned[col].where(mask, cols[col]).astype(cols[col].dtype)
-    return cols

@@ -1,0 +1,185 @@
+"""batchframe benchmarks: run on demand, never part of the test suite.
+
+    python benchmarks/bench.py            # everything (about 6-8 minutes on 2 cores)
+    python benchmarks/bench.py --only zero,ckpt,resume --rows 10000
+
+The simulator runs in its own process (``Simulator.spawn``) with its caps off; client-side QPS
+limits are off too: these measure what the client costs, not the API's cap. Each figure is
+measured side by side with its baseline in the same run (the machine is shared: compare ratios).
+
+Sections
+  zero    zero latency, checkpoint on: batchframe vs a hand-written ThreadPoolExecutor + openai loop
+  ckpt    checkpoint on vs off (same workers, same rows)
+  wait    10,000 in flight against a 30 s queue wait: rows/s vs Little's bound, client peak RSS
+  resume  a fully-done 1,000,000-row checkpoint: time until complete() returns having sent nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import pandas as pd
+import psutil
+
+import batchframe
+from batchframe.simulator import Simulator
+
+MODEL = "qwen-plus"
+
+
+def frame(n: int, tag: str) -> pd.DataFrame:
+    return pd.DataFrame({"text": [f"review {tag} {i}: the kettle boils fast and looks nice" for i in range(n)]})
+
+
+def hand_loop(base_url: str, texts: list[str], workers: int) -> float:
+    """What people write by hand: one client, a thread pool, pool.map, the SDK's parsed objects."""
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=3600)
+
+    def one(text: str) -> str:
+        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}])
+        return r.choices[0].message.content
+
+    t = time.perf_counter()
+    with cf.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, texts))
+    return len(texts) / (time.perf_counter() - t)
+
+
+def bf(base_url: str, df: pd.DataFrame, workers: int, checkpoint: str | None) -> tuple[float, pd.DataFrame]:
+    t = time.perf_counter()
+    out = batchframe.complete(df, "text", model=MODEL, base_url=base_url, max_workers=workers,
+                              checkpoint=checkpoint, progress=False)
+    rate = len(df) / (time.perf_counter() - t)
+    assert (out["status"] == "ok").all(), out["status"].value_counts()
+    return rate, out
+
+
+class PeakRSS:
+    """Samples this process's RSS every 50 ms."""
+
+    def __enter__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        proc = psutil.Process()
+
+        def poll():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, proc.memory_info().rss)
+                self._stop.wait(0.05)
+
+        self._t = threading.Thread(target=poll, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def section_zero(args, tmp: str) -> list[tuple]:
+    rows = []
+    with Simulator.spawn(max_qps=None, max_pending=None) as sim:
+        for workers in (64, 256):
+            hand = hand_loop(sim.base_url, list(frame(args.rows, f"h{workers}")["text"]), workers)
+            ours, _ = bf(sim.base_url, frame(args.rows, f"b{workers}"), workers, os.path.join(tmp, f"z{workers}"))
+            rows.append((f"zero latency, {workers} workers, checkpoint on", f"{ours:,.0f} rows/s",
+                         f"hand loop {hand:,.0f} rows/s", f"{ours / hand:.2f}x"))
+    return rows
+
+
+def section_ckpt(args, tmp: str) -> list[tuple]:
+    on, off = [], []
+    with Simulator.spawn(max_qps=None, max_pending=None) as sim:
+        for rep in range(2):  # alternate to spread the machine's noise over both
+            off.append(bf(sim.base_url, frame(args.rows, f"off{rep}"), 64, None)[0])
+            on.append(bf(sim.base_url, frame(args.rows, f"on{rep}"), 64, os.path.join(tmp, f"c{rep}"))[0])
+    a, b = max(on), max(off)
+    return [("checkpoint on vs off, 64 workers (best of 2)", f"{a:,.0f} rows/s", f"off {b:,.0f} rows/s",
+             f"{(1 - a / b) * 100:+.1f}% slower" if a < b else f"{(a / b - 1) * 100:.1f}% faster")]
+
+
+def section_wait(args, tmp: str) -> list[tuple]:
+    inflight, wait_s = args.inflight, args.wait
+    n = inflight * args.waves
+    bound = inflight / wait_s
+    with Simulator.spawn(max_qps=None, max_pending=None, latency="fixed", latency_s=wait_s) as sim:
+        df = frame(n, "w")
+        with PeakRSS() as rss:
+            t = time.perf_counter()
+            out = batchframe.complete(df, "text", model=MODEL, base_url=sim.base_url, max_workers=inflight,
+                                      max_pending=inflight, checkpoint=os.path.join(tmp, "w"), progress=False)
+            total = time.perf_counter() - t
+        stats = sim.stats()
+    assert (out["status"] == "ok").all()
+    steady = n / total
+    return [(f"{inflight:,} in flight, {wait_s:g} s wait, {n:,} rows", f"{steady:,.0f} rows/s",
+             f"Little's bound {bound:,.0f} rows/s (ideal wall {n / bound:.0f} s, got {total:.0f} s)",
+             f"{steady / bound * 100:.0f}% of bound"),
+            ("  client peak RSS / server peak pending", f"{rss.peak / 2**20:,.0f} MiB",
+             f"server saw {stats['peak_pending']:,} pending", "")]
+
+
+def section_resume(args, tmp: str) -> list[tuple]:
+    from batchframe._checkpoint import CheckpointStore
+    from batchframe._options import SIMULATOR_ENDPOINT  # noqa: F401  (the hash is endpoint-specific)
+    from batchframe._records import Result
+    from batchframe._requests import RequestSpec, user_messages
+
+    n = args.resume_rows
+    path = os.path.join(tmp, "resume")
+    base_url = "http://127.0.0.1:1/v1"  # nothing listens: a sent request would fail the check below
+    df = frame(n, "r")
+    spec = RequestSpec(base_url=base_url, model=MODEL, params={})
+    rid = spec.hasher()
+    t = time.perf_counter()
+    with CheckpointStore(path, part_rows=200_000) as store:
+        for i, text in enumerate(df["text"]):
+            store.write([f"i:{i}"], Result(rid(user_messages(None, text)), "ok", response="positive",
+                                             finish_reason="stop", prompt_tokens=20, completion_tokens=1,
+                                             total_tokens=21, attempts=1))
+    build = time.perf_counter() - t
+    t = time.perf_counter()
+    out = batchframe.complete(df, "text", model=MODEL, base_url=base_url, checkpoint=path, progress=False)
+    took = time.perf_counter() - t
+    assert out.attrs["batchframe"]["sent"] == 0 and (out["status"] == "ok").all()
+    return [(f"resume a fully-done {n:,}-row checkpoint", f"{took:.2f} s", f"(building it took {build:.0f} s)",
+             "sent 0")]
+
+
+SECTIONS = {"zero": section_zero, "ckpt": section_ckpt, "wait": section_wait, "resume": section_resume}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    p.add_argument("--rows", type=int, default=10_000, help="rows per zero-latency run")
+    p.add_argument("--inflight", type=int, default=10_000)
+    p.add_argument("--wait", type=float, default=30.0, help="simulated queue wait, seconds")
+    p.add_argument("--waves", type=int, default=4, help="rows = inflight x waves")
+    p.add_argument("--resume-rows", type=int, default=1_000_000)
+    args = p.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bf-bench-")
+    print(f"# batchframe {batchframe.__version__} benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load avg {os.getloadavg()[0]:.1f}")
+    print(f"# command: python {' '.join(sys.argv)}")
+    try:
+        for name in args.only.split(","):
+            for row in SECTIONS[name](args, tmp):
+                print(" | ".join(str(c) for c in row), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -68,6 +68,7 @@ def test_dispatch_never_exceeds_qps_in_any_one_second_window():
                 return self.q.get(timeout=0.001)  # raises Empty: the engine loops on
 
     engine._done = FakeClockQueue()
+    engine._transport.bind(engine._done.put)
     results = list(engine.run(Request(f"r{i}", {"i": i}) for i in range(1000)))
     assert len(results) == 1000
     sent.sort()

@@ -89,28 +89,25 @@ class EngineStats:
 class Engine:
     """Run requests through ``call`` with bounded concurrency, limits and retries."""
 
-    def __init__(self, call: CallFn, config: EngineConfig | None = None, *,
+    def __init__(self, call: CallFn | None, config: EngineConfig | None = None, *,
+                 transport: Any = None,
                  clock: Callable[[], float] = time.monotonic,
                  rand: Callable[[], float] = random.random,
                  sleep_granularity_s: float = 0.2) -> None:
-        self._call = call
         self.config = config or EngineConfig()
         self._clock = clock
         self._rand = rand
         self._tick = sleep_granularity_s
         cap = self.config.concurrency
         initial = self.config.initial_concurrency or min(cap, 32)
-        self._limiter = (AdaptiveConcurrency(cap, initial=min(initial, cap), clock=clock)
+        self._limiter = (AdaptiveConcurrency(cap, initial=min(initial, cap), double_every_s=0.5, clock=clock)
                          if self.config.adaptive else None)
         self._bucket = _window_safe_bucket(self.config.qps, clock)
-        self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = 0
-        self._idle = 0
-        self._idle_lock = threading.Lock()
+        self._transport = transport if transport is not None else ThreadTransport(call)
+        self._transport.bind(self._done.put)
         self._stop = threading.Event()
         self._wait_all = False
-        self._closed = False
         self._fatal: RunFatalError | None = None
         self._suspects: dict[tuple[int, str | None, str | None], int] = {}
         self.stats = EngineStats(limit=self.limit)
@@ -133,32 +130,12 @@ class Engine:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    # ----------------------------------------------------------------- workers
-    def _worker(self) -> None:
-        work, done, call = self._work, self._done, self._call
-        while True:
-            item = work.get()
-            if item is None:
-                return
-            if self._closed:  # the run is over (finished, crashed or abandoned): send nothing more
-                done.put((item, Reply(kind="connection", code="abandoned", message="run ended")))
-                continue
-            try:
-                reply = call(item.req.body)
-            except Exception as exc:  # a bug or an unexpected SDK error: never lose the row silently
-                log.debug("call raised", exc_info=True)
-                reply = Reply(kind="connection", code="client_error",
-                              message=f"{type(exc).__name__}: {exc}")
-            done.put((item, reply))
-
+    # ----------------------------------------------------------------- sending
     def _submit(self, item: _Item) -> None:
         item.attempts += 1
         self.stats.sent += 1
         self.stats.in_flight += 1
-        if self._threads < self.stats.in_flight:
-            self._threads += 1
-            threading.Thread(target=self._worker, name=f"batchframe-{self._threads}", daemon=True).start()
-        self._work.put(item)
+        self._transport.submit(item, item.req.body, self.stats.in_flight)
 
     # ----------------------------------------------------------------- decisions
     def _decide(self, item: _Item, reply: Reply, retry_heap: list, seq: Iterator[int]) -> Result | None:
@@ -286,9 +263,7 @@ class Engine:
                     except queue.Empty:
                         break
         finally:
-            self._closed = True
-            for _ in range(self._threads):
-                self._work.put(None)  # idle workers exit; busy ones exit after their call
+            self._transport.close()  # nothing queued is sent any more; calls in flight are abandoned
         if self._fatal is not None:
             raise self._fatal
 
@@ -307,3 +282,46 @@ def _describe(reply: Reply) -> str:
     if reply.kind == "http":
         return f"{reply.status} {reply.code or ''}: {reply.message or ''}".replace(" :", ":")
     return reply.message or reply.kind
+
+
+class ThreadTransport:
+    """Each call on a worker thread (daemon: an hour-long call never keeps a script from exiting).
+    Threads are started as the number in flight grows, and live until the run ends."""
+
+    def __init__(self, call: CallFn) -> None:
+        self._call = call
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = 0
+        self._closed = False
+        self._done: Callable[[Any], None] = lambda x: None
+
+    def bind(self, done: Callable[[Any], None]) -> None:
+        self._done = done
+
+    def submit(self, item: Any, body: Mapping[str, Any], in_flight: int) -> None:
+        if self._threads < in_flight:
+            self._threads += 1
+            threading.Thread(target=self._worker, name=f"batchframe-{self._threads}", daemon=True).start()
+        self._work.put((item, body))
+
+    def close(self) -> None:
+        self._closed = True
+        for _ in range(self._threads):
+            self._work.put(None)  # idle workers exit; busy ones exit after their call
+
+    def _worker(self) -> None:
+        work, done, call = self._work, self._done, self._call
+        while True:
+            got = work.get()
+            if got is None:
+                return
+            item, body = got
+            if self._closed:  # the run is over (finished, crashed or abandoned): send nothing more
+                done((item, Reply(kind="connection", code="abandoned", message="run ended")))
+                continue
+            try:
+                reply = call(body)
+            except Exception as exc:  # a bug or an unexpected SDK error: never lose the row silently
+                log.debug("call raised", exc_info=True)
+                reply = Reply(kind="connection", code="client_error", message=f"{type(exc).__name__}: {exc}")
+            done((item, reply))

@@ -31,6 +31,17 @@ def run(df, sim, ckpt, **kw):
     return batchframe.complete(df, "text", base_url=sim.base_url, checkpoint=ckpt, **kw)
 
 
+def settled(sim) -> int:
+    """The server's request count once calls still in the air have landed (stable for 0.3 s)."""
+    deadline, last, stable = time.monotonic() + 10, -1, 0
+    while stable < 3 and time.monotonic() < deadline:
+        stats = sim.stats()
+        stable = stable + 1 if stats["requests"] == last and not stats["pending"] else 0
+        last = stats["requests"]
+        time.sleep(0.1)
+    return last
+
+
 def crash_after(monkeypatch, n):
     real = CheckpointStore.write
     count = {"n": 0}
@@ -52,10 +63,7 @@ def test_crash_after_n_results_then_resume_exact_rows(sim, tmp_path, monkeypatch
     with pytest.raises(Crash):
         run(df, sim, ckpt)
     monkeypatch.undo()
-    deadline = time.monotonic() + 10
-    while sim.stats()["pending"] and time.monotonic() < deadline:  # calls still in the air land
-        time.sleep(0.01)
-    first = sim.stats()["requests"]
+    first = settled(sim)
     assert batchframe.load_checkpoint(ckpt).shape[0] == 120
     out = run(df, sim, ckpt)
     assert (out["status"] == "ok").all() and len(out) == 300 and out.index.equals(df.index)

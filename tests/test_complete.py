@@ -195,3 +195,33 @@ def test_thinking_default_off_for_hybrid_models_on_batch_chat(caplog):
 def test_other_endpoints_get_only_the_parameters_given(sim):
     out = run(frame(3), sim, model="qwen3.5-plus")  # the server's default (thinking on) applies
     assert (out["reasoning_tokens"] > 0).all()
+
+
+def test_the_key_never_reaches_a_log_a_repr_or_the_checkpoint(tmp_path, caplog, capsys):
+    import logging
+
+    secret = "sk-abcdefghijklmnopqrstuvwxyz123456"
+    caplog.set_level(logging.DEBUG)
+    with Simulator(api_key=secret, throttle_rate=0.3) as sim:
+        df = frame(30)
+        df.loc[3, "text"] = "[[moderate]] bad"
+        out = batchframe.complete(df, "text", model="qwen-plus", base_url=sim.base_url, api_key=secret,
+                                  checkpoint=tmp_path / "ck", progress=True, max_workers=8)
+    assert (out["status"] == "ok").sum() == 29
+    printed = capsys.readouterr()
+    assert secret not in caplog.text + printed.out + printed.err
+    assert secret not in repr(out.attrs) and secret not in out.to_csv()
+    for f in (tmp_path / "ck").rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+    from batchframe._client import Caller
+    from batchframe._options import resolve_options
+
+    caller = Caller(base_url=sim.base_url, api_key=secret, timeout=5)
+    assert secret not in repr(caller)
+    opts = resolve_options(model="qwen-plus", base_url=sim.base_url, api_key=secret, timeout=5,
+                           max_workers=1, max_pending=None, qps=None, max_attempts=None, simulate=False,
+                           checkpoint=None, fsync=False, retry_failed=False, dedupe=True, progress=False,
+                           on_interrupt="auto", prices=None, max_cost=None, deadline_s=None,
+                           extra_body=None, params={})
+    assert secret not in repr(opts) and secret not in str(opts)

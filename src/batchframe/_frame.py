@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import string
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ._values import is_missing as _missing
 from ._images import RowError, error_code, image_urls, user_content
 from ._records import FAILED, PENDING, RESULT_COLUMNS, Result
 from ._requests import user_messages
@@ -25,14 +25,6 @@ def check_frame(df: Any) -> None:
             f"the index has duplicate labels (e.g. {dup}); batchframe keys rows (and checkpoints) by "
             "index label. Fix: df = df.reset_index(drop=True), or set a unique id column as the index."
         )
-
-
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
 
 
 def template_fields(template: str) -> list[str]:

@@ -14,13 +14,12 @@ before anything is sent.
 from __future__ import annotations
 
 import base64
-import math
 import mimetypes
 import os
 from typing import Any, Callable, Mapping
 
-import pandas as pd
 
+from ._values import is_missing as _missing
 from .exceptions import ConfigError
 
 IMAGE_ERROR = "image_error"
@@ -66,14 +65,6 @@ def sniff_mime(data: bytes) -> str | None:
 
 def data_url(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
 
 
 def _from_bytes(data: bytes, name: str) -> str | RowError:

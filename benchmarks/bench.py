@@ -12,6 +12,8 @@ Sections
   ckpt    checkpoint on vs off (same workers, same rows)
   wait    10,000 in flight against a 30 s queue wait: rows/s vs Little's bound, client peak RSS
   resume  a fully-done 1,000,000-row checkpoint: time until complete() returns having sent nothing
+  kill9   kill -9 of a run at ~40 %, then resume: answers paid twice (bound: the calls in flight)
+  throttle  30 % of attempts throttled vs none: requests per row, peak QPS/pending seen, wall time
 """
 
 from __future__ import annotations
@@ -156,7 +158,67 @@ def section_resume(args, tmp: str) -> list[tuple]:
              "sent 0")]
 
 
-SECTIONS = {"zero": section_zero, "ckpt": section_ckpt, "wait": section_wait, "resume": section_resume}
+KILL_SCRIPT = """
+import sys, pandas as pd, batchframe
+base_url, ckpt, n, w = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+df = pd.DataFrame({"text": [f"review k {i}: the kettle boils fast and looks nice" for i in range(n)]})
+batchframe.complete(df, "text", model="qwen-plus", base_url=base_url, checkpoint=ckpt, max_workers=w,
+                    progress=False)
+"""
+
+
+def section_kill9(args, tmp: str) -> list[tuple]:
+    """kill -9 at ~40 % of a run, then resume: how many answers were paid twice."""
+    import signal
+    import subprocess
+
+    n, workers = args.kill_rows, 64
+    ckpt = os.path.join(tmp, "kill9")
+    with Simulator.spawn(max_qps=None, max_pending=None, latency="uniform", latency_s=0.05) as sim:
+        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, sim.base_url, ckpt, str(n), str(workers)])
+        while sim.stats()["successes"] < 0.4 * n and proc.poll() is None:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        at_kill = sim.stats()["successes"]
+        saved = len(batchframe.load_checkpoint(ckpt))
+        df = pd.DataFrame({"text": [f"review k {i}: the kettle boils fast and looks nice" for i in range(n)]})
+        t = time.perf_counter()
+        out = batchframe.complete(df, "text", model=MODEL, base_url=sim.base_url, checkpoint=ckpt,
+                                  max_workers=workers, progress=False)
+        took = time.perf_counter() - t
+        stats = sim.stats()
+    assert (out["status"] == "ok").all()
+    twice = stats["duplicate_successes"]
+    return [(f"kill -9 at {at_kill / n:.0%} of {n:,} rows, {workers} workers", f"{twice} answers paid twice",
+             f"{saved:,} rows saved at the kill of {at_kill:,} answered; resume took {took:.1f} s",
+             f"bound: {workers} in flight")]
+
+
+def section_throttle(args, tmp: str) -> list[tuple]:
+    """30 % of attempts throttled: retry amplification, the limits as the server saw them, wall time."""
+    n, qps, pending = args.rows, 500, 200
+    rows = []
+    walls = {}
+    for rate in (0.0, 0.3):
+        with Simulator.spawn(max_qps=None, max_pending=None, latency="exponential", latency_s=0.05,
+                             throttle_rate=rate) as sim:
+            t = time.perf_counter()
+            out = batchframe.complete(frame(n, f"t{rate}"), "text", model=MODEL, base_url=sim.base_url,
+                                      max_workers=256, max_pending=pending, qps=qps, progress=False)
+            walls[rate] = time.perf_counter() - t
+            stats = sim.stats()
+        assert (out["status"] == "ok").all()
+        rows.append((f"{rate:.0%} throttled, {n:,} rows, qps={qps}, max_pending={pending}",
+                     f"{stats['requests'] / n:.2f} requests/row",
+                     f"server peak QPS {stats['peak_qps']}, peak pending {stats['peak_pending']}",
+                     f"wall {walls[rate]:.1f} s"))
+    rows.append(("  throttled vs clean wall time", f"{walls[0.3] / walls[0.0]:.2f}x", "", ""))
+    return rows
+
+
+SECTIONS = {"zero": section_zero, "ckpt": section_ckpt, "wait": section_wait, "resume": section_resume,
+            "kill9": section_kill9, "throttle": section_throttle}
 
 
 def main() -> None:
@@ -167,6 +229,7 @@ def main() -> None:
     p.add_argument("--wait", type=float, default=30.0, help="simulated queue wait, seconds")
     p.add_argument("--waves", type=int, default=4, help="rows = inflight x waves")
     p.add_argument("--resume-rows", type=int, default=1_000_000)
+    p.add_argument("--kill-rows", type=int, default=10_000)
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="bf-bench-")
     print(f"# batchframe {batchframe.__version__} benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, "

@@ -38,8 +38,8 @@ class RetryPolicy:
     max_attempts: int = 12  # total attempts per request, all retryable errors together
     max_timeouts: int = 3  # attempts that may end in a client timeout (each may have been served and billed)
     base_s: float = 0.5  # first backoff
-    throttle_base_s: float = 2.0  # first backoff after a throttling error
-    cap_s: float = 60.0  # backoff cap
+    throttle_base_s: float = 1.0  # first backoff after a throttling error (the limiter also cuts concurrency)
+    cap_s: float = 30.0  # backoff cap
     retry_after_cap_s: float = 600.0  # a server's Retry-After is honoured up to this
 
     def __post_init__(self) -> None:

@@ -137,7 +137,7 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
             by_rid.setdefault(rid, []).append(pos)
     prices = resolve_prices(opts.spec.model, opts.prices, use_table=opts.dashscope or opts.simulate)
     if prices is None and opts.prices is None:
-        log.info("no price known for model %r at %s: cost is NA (pass prices={'input': .., 'output': ..})",
+        log.warning("batchframe: no price known for model %r at %s: cost is NA (pass prices={'input': .., 'output': ..})",
                  opts.spec.model, opts.spec.base_url)
     fresh: list[Result | None] = [None] * n
     costs: list[float | None] = [None] * n

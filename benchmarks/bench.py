@@ -231,6 +231,9 @@ def main() -> None:
     p.add_argument("--resume-rows", type=int, default=1_000_000)
     p.add_argument("--kill-rows", type=int, default=10_000)
     args = p.parse_args()
+    import logging
+
+    logging.getLogger("batchframe").setLevel(logging.ERROR)  # "no price known": not news here
     tmp = tempfile.mkdtemp(prefix="bf-bench-")
     print(f"# batchframe {batchframe.__version__} benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "

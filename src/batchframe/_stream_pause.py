@@ -1,0 +1,44 @@
+"""Wait items: how the streaming run tells the engine "nothing to send now" (see ``_stream``).
+
+The engine asks its request iterator for more whenever a slot is free, and takes the end of the
+iterator as the end of the work. While the read-ahead window is full, the stream's iterator hands out
+wait items instead: the worker that takes one sleeps until a batch is written or ``WAIT_S`` passes,
+and returns an empty success that the stream discards (and takes out of the counts it reports).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Mapping
+
+from ._records import Reply, Request
+
+WAIT_S = 1.0
+WAIT_RID = "batchframe-wait"
+WAIT_BODY: Mapping[str, Any] = {"wait": True}
+
+
+class Pause:
+    """Wait items: sleep in a worker until the window has room (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+        self.issued = 0      # wait items handed to the engine (taken out of its "sent" count)
+        self.in_flight = 0
+
+    def item(self) -> Request:
+        self.issued += 1
+        self.in_flight += 1
+        return Request(WAIT_RID, WAIT_BODY)
+
+    def wait(self) -> Reply:
+        with self._cond:
+            gen = self._generation
+            self._cond.wait_for(lambda: self._generation != gen, timeout=WAIT_S)
+        return Reply(kind="ok")
+
+    def release(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()

@@ -197,9 +197,10 @@ def _parquet_scan(f: str) -> tuple[pa.Schema, int]:
 def _parquet_pieces(f: str, schema: pa.Schema) -> Iterator[pa.Table]:
     import pyarrow.parquet as pq
 
-    # buffered, not pre-buffered: pages are read as needed, not a whole row group at once
+    # Buffered, not pre-buffered, one thread: pages are read as needed, never a whole row group at
+    # once (threaded decoding holds memory that grows with the row group: 1M rows, +30 MiB measured)
     with pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False) as pf:
-        for rb in pf.iter_batches(batch_size=16_384, columns=schema.names):
+        for rb in pf.iter_batches(batch_size=16_384, columns=schema.names, use_threads=False):
             yield _conform(pa.Table.from_batches([rb]), schema)
 
 

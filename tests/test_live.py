@@ -7,7 +7,6 @@ import os
 import pandas as pd
 import pytest
 
-import batchframe
 
 pytestmark = [
     pytest.mark.live,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 
 from ._values import is_missing as _missing

@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-import contextvars
 import contextlib
+import contextvars
 import gc
 import logging
 import sys
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -25,7 +25,7 @@ from ._options import RunOptions
 from ._pricing import CURRENCY, resolve_prices
 from ._records import OK, Request, Result
 from ._summary import Summary
-from .exceptions import RunFatalError, RunInterrupted
+from .exceptions import ConfigError, RunFatalError, RunInterrupted
 
 log = logging.getLogger("batchframe")
 
@@ -94,7 +94,7 @@ def _prepare_and_run(df, opts, started, *, prompt_col, template, messages_col, s
                                         messages_col=messages_col, system=system, image_col=image_col)
     clash = [c for c in names.values() if c in df.columns]
     if clash:
-        raise_config(f"result column(s) {clash} already exist in the frame; pass prefix= or suffix=")
+        raise ConfigError(f"result column(s) {clash} already exist in the frame; pass prefix= or suffix=")
     keys, rids = request_ids(df.index, messages, opts)
     for note in opts.notes:
         log.warning("%s", note)
@@ -116,12 +116,6 @@ def _prepare_and_run(df, opts, started, *, prompt_col, template, messages_col, s
     finally:
         if store is not None:
             store.close(compact=clean)  # after Ctrl-C or a crash: save, don't spend seconds merging
-
-
-def raise_config(msg: str) -> None:
-    from .exceptions import ConfigError
-
-    raise ConfigError(msg)
 
 
 def _meta(opts: RunOptions) -> dict:

@@ -120,15 +120,29 @@ def test_automatic_parts_by_rows_and_by_seconds(tmp_path):
     store.close()
 
 
-def test_too_many_parts_are_compacted_while_running(tmp_path):
+def test_too_many_small_parts_are_compacted_while_running(tmp_path):
     path = tmp_path / "ck"
-    with CheckpointStore(path, part_rows=1) as store:
-        for i in range(MAX_PARTS + 3):
+    now = [0.0]
+    with CheckpointStore(path, part_rows=1000, part_seconds=1.0, clock=lambda: now[0]) as store:
+        n = 2 * MAX_PARTS + 6
+        for i in range(n):
+            now[0] += 2.0  # past part_seconds: small time-based parts
             store.write([f"i:{i % 50}"], ok(f"r{i}"))
             assert len(parts(path)) <= MAX_PARTS + 1
-        assert len(parts(path)) < 5
+        assert len(parts(path)) < 10
         done = store.done()
-    assert len(done) == 50 and done["i:10"].rid == "r60" and done["i:49"].rid == "r49"
+    last = {i % 50: i for i in range(n)}
+    assert len(done) == 50 and done["i:10"].rid == f"r{last[10]}" and done["i:49"].rid == f"r{last[49]}"
+
+
+def test_full_parts_are_never_rewritten_automatically(tmp_path):
+    """Memory stays bounded by part_rows: closing a big checkpoint does not read it all back."""
+    path = tmp_path / "ck"
+    with CheckpointStore(path, part_rows=4) as store:
+        for i in range(4 * (MAX_PARTS + 2)):
+            store.write([f"i:{i}"], ok(f"r{i}"))
+    assert len(parts(path)) >= MAX_PARTS + 2
+    assert len(load_checkpoint(path)) == 4 * (MAX_PARTS + 2)
 
 
 # ---- raw reads at any instant -------------------------------------------------------------------

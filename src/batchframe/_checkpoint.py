@@ -259,7 +259,7 @@ class CheckpointStore:
         self._pending = []
         self._close_fd(fd, delete=True)
         if len(self._parts) > MAX_PARTS:
-            self.compact()
+            self.compact(small_only=True)
 
     def _close_fd(self, fd: int | None, *, delete: bool) -> None:
         if fd is None:
@@ -271,18 +271,26 @@ class CheckpointStore:
             if self.fsync:
                 M.fsync_dir(self.path)
 
-    def compact(self) -> None:
-        """Merge all parts into one (current row per key, sorted by key): published before the old
-        parts are deleted, so a crash in between leaves duplicates that seq resolves."""
+    def compact(self, *, small_only: bool = False) -> None:
+        """Merge parts into one (current row per key, sorted by key): published before the old
+        parts are deleted, so a crash in between leaves duplicates that seq resolves.
+
+        ``small_only``: merge only parts under half of ``part_rows`` (the leftovers of short runs
+        and time-based flushes), never the full ones: what happens automatically, so memory stays
+        bounded by ``part_rows`` whatever the checkpoint's size. Without it, every part is merged.
+        """
         if self._lock_fd is None:
             raise CheckpointError(f"checkpoint {self.path} is not open")
         old = list(self._parts)
+        if small_only:
+            old = [name for name in old if F.part_rows(os.path.join(self.path, name)) < self.part_rows // 2]
         if len(old) <= 1:
             return
         columns = F.schema().names
         tables = [t for t in (self._read(name, columns) for name in old) if t is not None]
         table = F.current(pa.concat_tables(tables)) if tables else F.table_from_rows([])
-        self._parts = [self._publish(table)]
+        merged = self._publish(table)
+        self._parts = [p for p in self._parts if p not in old] + [merged]
         for name in old:
             _remove(os.path.join(self.path, name))
         if self.fsync:
@@ -303,7 +311,7 @@ class CheckpointStore:
         try:
             self.flush()
             if compact and len(self._parts) > COMPACT_AT_CLOSE:
-                self.compact()
+                self.compact(small_only=True)
         finally:
             fd, self._journal_fd = self._journal_fd, None
             self._close_fd(fd, delete=False)  # only if flush failed: the journal is recovered next open

@@ -256,6 +256,14 @@ def unique_seq(table: pa.Table) -> pa.Table:
     return table.take(np.sort(first)) if len(first) < table.num_rows else table
 
 
+def part_rows(path: str) -> int:
+    """Rows in a part, from its footer (no data read); an unreadable part counts as 0."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return 0
+
+
 def current(table: pa.Table) -> pa.Table:
     """One row per key, the one with the highest seq, sorted by key."""
     if table.num_rows <= 1:

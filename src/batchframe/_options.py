@@ -72,7 +72,7 @@ def resolve_options(*, model: str, base_url: str | None, api_key: str | None, ti
     if dashscope and not api_key:
         raise ConfigError(
             "no API key for the DashScope endpoint: set the DASHSCOPE_API_KEY environment variable "
-            "or pass api_key=. To try batchframe without a key, pass simulate=True "
+            "or pass api_key=. To try batchframe without a key, pass simulate=True (--simulate) "
             "(the built-in simulator: fake answers, no real model).")
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
         raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")

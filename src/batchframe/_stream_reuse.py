@@ -1,13 +1,13 @@
 """Which rows of a batch a checkpoint already answered, and their stored result columns.
 
-``complete()`` builds a ``DoneRows`` of every stored key (100+ bytes a row) and reads the whole
+``complete()`` (``_resume.Reuse``) joins every stored key in Arrow and reads the whole
 checkpoint back to fill the reused rows. The streaming run cannot afford either for 10M rows, so it
 keeps, from the checkpoint as it was when the run started, two sorted ``uint64`` arrays: the hashes
 of the stored keys and of the requests answered ok (at most 16 bytes a stored row, nothing for a
 fresh checkpoint). For each batch, only keys and requests whose hash is there are looked up in the
 checkpoint's files, with a Parquet filter that reads the matching rows and nothing else.
 
-The decision per row is ``complete()``'s (``_run._Reuse``): the key's current row answered this
+The decision per row is ``complete()``'s (``_resume.Reuse``): the key's current row answered this
 exact request (ok, or failed and not asked to re-run), else an ok answer to the same request stored
 for another key.
 """

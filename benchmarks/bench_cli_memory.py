@@ -15,7 +15,6 @@ group per million rows), so the reader has to stream inside a row group too.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys

@@ -12,11 +12,15 @@ deadline: rerun the same command to resume); 1 the run stopped on an error that 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import re
 import sys
 from typing import Sequence
+
+from ._cli_args import duration as _duration
+from ._cli_args import json_object as _json_object
+from ._cli_args import param as _param
+from ._cli_args import positive_int as _positive_int
+from ._cli_args import wrap as _wrap
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_FAILED_ROWS, EXIT_PENDING = 0, 1, 2, 3, 4
 EXIT_ABORTED = 130
@@ -29,6 +33,9 @@ environment:
 
 resume: rerunning the same command resumes: rows the checkpoint (default OUTPUT.checkpoint) holds
   are not sent again. Editing the prompt, model or a parameter re-sends only the rows it changes.
+  OUTPUT is written whole or not at all: Ctrl-C stops within seconds with every answer in the
+  checkpoint and OUTPUT not (re)written; --max-cost / --deadline write OUTPUT with the rows left
+  "pending". An existing OUTPUT that no run of this checkpoint wrote is never replaced.
 
 exit codes: 0 all rows ok, 3 some rows failed, 4 some rows pending (rerun to resume),
             1 run stopped (bad key, unknown model, ...), 2 bad arguments or input, 130 second Ctrl-C
@@ -41,46 +48,6 @@ examples:
   batchframe run reviews.parquet -o labels.parquet --model qwen-flash --max-cost 5 \\
       --template "Review: {review}" --schema sentiment.schema.json --parse
 """
-
-
-def _param(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"key\": 1}'")
-    return value
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-
-
-def _duration(text: str) -> float:
-    m = _DURATION.match(text)
-    if not m or float(m.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a duration like 90, 90s, 30m, 2h, got {text!r}")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def _add_request_args(p: argparse.ArgumentParser) -> None:
@@ -150,10 +117,11 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
         "run", help="annotate a table: one chat completion per row",
         usage="batchframe run INPUT -o OUTPUT --model MODEL (--prompt-col COL | --template TEXT | "
               "--messages-col COL) [options]",
-        description="Send one chat completion per row of INPUT and write OUTPUT: every input column and row, "
-                    "in order, plus the result columns (response, finish_reason, tokens, error, error_code, "
-                    "status, cost, ...). INPUT is read in batches and OUTPUT written as rows finish, so "
-                    "memory stays flat whatever the row count. Rerunning the same command resumes.",
+        description=_wrap("Send one chat completion per row of INPUT and write OUTPUT: every input column "
+                          "and row, in order, plus the result columns (response, finish_reason, tokens, "
+                          "error, error_code, status, cost, ...). INPUT is read and OUTPUT written in "
+                          "batches, so memory stays flat whatever the row count. Rerunning the same "
+                          "command resumes."),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="CSV, TSV, JSONL or Parquet file, or a directory of them")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
@@ -199,9 +167,9 @@ def _estimate_parser(sub: argparse._SubParsersAction) -> None:
         "estimate", help="what a run would send and cost, before spending anything",
         usage="batchframe estimate INPUT --model MODEL (--prompt-col COL | --template TEXT | "
               "--messages-col COL) [options]",
-        description="Count the requests a `batchframe run` with the same arguments would send, their input "
-                    "tokens (Qwen's tokenizer when installed) and projected cost. Nothing is sent; no key "
-                    "is needed. Rows the checkpoint already answered are left out.",
+        description=_wrap("Count the requests a `batchframe run` with the same arguments would send, their "
+                          "input tokens (Qwen's tokenizer when installed) and projected cost. Nothing is "
+                          "sent; no key is needed. Rows the checkpoint already answered are left out."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="CSV, TSV, JSONL or Parquet file, or a directory of them")
     p.add_argument("-o", "--output", metavar="OUTPUT",
@@ -220,8 +188,9 @@ def _estimate_parser(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchframe",
-        description="Many LLM calls from a table, through DashScope's Batch Chat API or any "
-                    "OpenAI-compatible endpoint. Run `batchframe COMMAND --help` for a command's options.",
+        description=_wrap("Many LLM calls from a table, through DashScope's Batch Chat API or any "
+                          "OpenAI-compatible endpoint. Run `batchframe COMMAND --help` for a command's "
+                          "options."),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(sub)
@@ -272,7 +241,12 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .exceptions import BatchframeError, CheckpointError, ConfigError, RunInterrupted
+    from .exceptions import (
+        BatchframeError,
+        CheckpointError,
+        ConfigError,
+        RunInterrupted,
+    )
 
     try:
         if args.command == "run":

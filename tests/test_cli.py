@@ -173,6 +173,10 @@ def test_failed_rows_exit_3_and_status_reports_them(tmp_path, sim, capsys):
     assert main(["status", "--json", str(tmp_path / "out.parquet.checkpoint")]) == 0
     s = json.loads(capsys.readouterr().out)
     assert (s["ok"], s["failed"], s["pending"], s["input"]["rows"]) == (48, 1, 1, 50)  # the empty row: never sent
+    sent = sim.stats()["requests"]
+    assert run(inp, tmp_path / "out.parquet", sim) == 3 and sim.stats()["requests"] == sent
+    assert run(inp, tmp_path / "out.parquet", sim, "--retry-code", "data_inspection_failed") == 3
+    assert sim.stats()["requests"] == sent + 1  # only the moderated row is sent again
 
 
 def test_wrong_key_is_fatal_exit_1_one_line_no_output(tmp_path, monkeypatch, capsys):
@@ -345,3 +349,15 @@ def test_interrupted_run_then_rerun_has_every_row_once_in_order(tmp_path, sig):
     # only calls in flight at the instant of the kill can be paid twice; Ctrl-C collects them first
     assert stats["duplicate_successes"] <= (0 if sig == signal.SIGINT else 16)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_seen_hashes_across_runs():
+    from batchframe._stream_reuse import SeenHashes
+
+    seen = SeenHashes(flush_at=8)
+    values = np.arange(1000, dtype=np.uint64) * 7919
+    firsts = []
+    for chunk in np.array_split(np.concatenate([values, values[::3]]), 40):
+        firsts += seen.first_seen(chunk)
+    assert sum(firsts) == 1000 and len(seen) == 1000 and all(firsts[:1000])
+    assert seen.contains(np.array([7919 * 5, 3], dtype=np.uint64)) == [True, False]

@@ -48,6 +48,7 @@ from ._stream_reuse import SeenHashes, fetch_answers, hashes
 from ._summary import Summary
 from .exceptions import RunFatalError
 
+
 @dataclasses.dataclass
 class Outcome:
     summary: Summary
@@ -80,8 +81,7 @@ class StreamRun:
         self.queue: deque[tuple[str, list]] = deque()
         self.pause = Pause()
         self.recent: OrderedDict[str, tuple[Result, float | None]] = OrderedDict()  # the last answers
-        self.answered = SeenHashes()   # requests this run answered
-        self.unique = SeenHashes()     # distinct requests seen (for the summary)
+        self.answered = SeenHashes()   # requests this run answered (8 bytes each)
         self._recently_answered: list[str] = []
         self.ok = 0
         self.engine: Engine | None = None
@@ -101,8 +101,10 @@ class StreamRun:
             b.stored_pos, b.stored = reused
             taken = set(b.stored_pos)
             self.summary.reused += len(taken)
+            # requests answered by the checkpoint (counted per batch: one repeated across batches
+            # counts again; the requests this run sends are counted exactly)
+            self.summary.unique_requests += len({rids[p] for p in taken})
         self.summary.empty += len(b.row_errors)
-        self.summary.unique_requests += sum(self.unique.first_seen(hashes([r for r in rids if r is not None])))
         if self.progress is not None and (taken or b.row_errors):
             self.progress.add(len(taken) + len(b.row_errors), failed=False, prompt=None, completion=None,
                               reasoning=None, cost=None)
@@ -145,6 +147,7 @@ class StreamRun:
     def _new(self, b: Batch, pos: int, rid: str, messages: list) -> None:
         self.inflight[rid] = [(b, pos)]
         self.queue.append((rid, messages))
+        self.summary.unique_requests += 1
         b.remaining += 1
 
     def _copy(self, b: Batch, pos: int, res: Result, cost: float | None) -> None:

@@ -164,6 +164,9 @@ class StoredLookup:
         return positions, stored.to_pandas(types_mapper=_PANDAS.get, ignore_metadata=True)
 
 
+MAX_RUN = 1 << 20
+
+
 class SeenHashes:
     """A set of 64-bit hashes at 8 bytes each: sorted numpy runs (merged as they grow, so a lookup
     searches a handful) plus a small set of recent ones (``batchframe estimate`` counts distinct
@@ -209,7 +212,9 @@ class SeenHashes:
         recent.clear()
         runs = self._runs
         runs.append(run)
-        while len(runs) > 1 and 2 * len(runs[-1]) >= len(runs[-2]):  # sizes halve down the list
+        # sizes halve down the list (a lookup searches a handful of runs), up to MAX_RUN values a
+        # run: merging never needs more than a few times 8 MiB at once
+        while len(runs) > 1 and 2 * len(runs[-1]) >= len(runs[-2]) and len(runs[-2]) < MAX_RUN:
             last = runs.pop()
             runs[-1] = np.union1d(runs[-1], last)
         self._size = sum(len(r) for r in runs)

@@ -179,32 +179,109 @@ def call(client: Any, body: Mapping[str, Any], timeout: float) -> Reply:
     """POST one request; every outcome, good or bad, comes back as a ``Reply`` (never raises for
     HTTP, timeout or connection errors)."""
     import httpx2
-    import openai
 
     start = time.monotonic()
     try:
         resp = client.post("/chat/completions", body=body, cast_to=httpx2.Response,
                            options={"timeout": timeout})
         raw = resp.content
-    except openai.APIStatusError as exc:
+    except Exception as exc:
+        return _failure_reply(exc, start, timeout)
+    return parse_completion(raw, time.monotonic() - start, resp.headers.get("x-request-id"))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a wire error was a timeout. With aiohttp under the SDK every connection error
+    arrives as a "timeout" (the vendored transport maps any aiohttp connection error to httpx's
+    ConnectTimeout): the root cause tells the two apart."""
+    import asyncio
+
+    import aiohttp
+
+    seen = exc
+    while seen.__cause__ is not None and seen.__cause__ is not seen:
+        seen = seen.__cause__
+        if isinstance(seen, aiohttp.ClientError):
+            return isinstance(seen, (aiohttp.ServerTimeoutError, asyncio.TimeoutError))
+    return True
+
+
+def _failure_reply(exc: Exception, start: float, timeout: float) -> Reply:
+    """The ``Reply`` for a call that raised; re-raises what is not a wire outcome (a bug)."""
+    import httpx2
+    import openai
+
+    latency = time.monotonic() - start
+    if isinstance(exc, openai.APIStatusError):
         resp = exc.response
         try:
             payload = orjson.loads(resp.content)
         except Exception:
-            payload = resp.text if resp is not None else None
+            try:
+                payload = resp.text if resp is not None else None
+            except Exception:  # the body was never read
+                payload = None
         return _error_reply(exc.status_code, payload, resp.headers if resp is not None else None,
-                            time.monotonic() - start, f"HTTP {exc.status_code}")
-    except openai.APITimeoutError:
+                            latency, f"HTTP {exc.status_code}")
+    if isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
         return Reply(kind="timeout", code="timeout",
                      message=f"no answer within the {timeout:g} s timeout (the server may still have served it)",
-                     latency_s=time.monotonic() - start)
-    except openai.APIConnectionError as exc:
-        cause = exc.__cause__ or exc
+                     latency_s=latency)
+    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):  # incl. a connection error
+        cause = exc.__cause__ or exc                                         # labelled "timeout" above
+        while cause.__cause__ is not None and cause.__cause__ is not cause:
+            cause = cause.__cause__
         return Reply(kind="connection", code="connection_error",
-                     message=f"connection error: {type(cause).__name__}",
-                     latency_s=time.monotonic() - start)
-    except httpx2.HTTPError as exc:  # a body cut off while being read
+                     message=f"connection error: {type(cause).__name__}", latency_s=latency)
+    if isinstance(exc, httpx2.HTTPError):  # a body cut off while being read
         return Reply(kind="connection", code="connection_error",
                      message=f"connection error while reading the answer: {type(exc).__name__}",
-                     latency_s=time.monotonic() - start)
-    return parse_completion(raw, time.monotonic() - start, resp.headers.get("x-request-id"))
+                     latency_s=latency)
+    raise exc
+
+
+class AsyncCaller:
+    """``await caller(body)`` on one event loop: one ``AsyncOpenAI`` client over aiohttp (the SDK's
+    ``DefaultAioHttpClient``) carries every call of the run. Per request this costs ~0.9 ms of CPU
+    against ~1.1-1.4 ms for a thread per call and ~3.4 ms for the SDK's default async (httpx)
+    transport (measured here, zero latency), and 10,000 waiting calls need no 10,000 threads.
+    Build it, use it and close it on the loop's own thread; nothing here is picklable."""
+
+    def __init__(self, *, base_url: str, api_key: str | None, timeout: float, max_connections: int) -> None:
+        import ssl
+
+        import httpx2
+        import openai
+
+        self._base_url = base_url
+        self._timeout = timeout
+        http_client = openai.DefaultAioHttpClient(
+            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                                 keepalive_expiry=30.0),
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 30.0)),
+            trust_env=True,
+            verify=ssl.create_default_context(),
+        )
+        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
+                                          timeout=timeout, http_client=http_client)
+
+    def __repr__(self) -> str:  # never the key
+        return f"AsyncCaller(base_url={self._base_url!r})"
+
+    async def __call__(self, body: Mapping[str, Any]) -> Reply:
+        import httpx2
+
+        start = time.monotonic()
+        resp = None
+        try:
+            resp = await self._client.post("/chat/completions", body=body, cast_to=httpx2.Response,
+                                           options={"timeout": self._timeout})
+            raw = await resp.aread()
+        except Exception as exc:
+            if resp is not None:
+                await resp.aclose()
+            return _failure_reply(exc, start, self._timeout)
+        return parse_completion(raw, time.monotonic() - start, resp.headers.get("x-request-id"))
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import gc
 import logging
 import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import _client
+from ._aio import AsyncTransport
 from ._fdlimit import ensure_open_files
 from ._engine import Engine, EngineConfig, EngineStats
-from ._frame import check_frame, result_columns, row_messages
+from ._frame import OneTurn, check_frame, result_columns, row_messages, row_texts
 from ._interrupt import StopSignals, interactive
 from ._keys import key_of
 from ._options import RunOptions
@@ -55,11 +58,14 @@ def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, tem
                                 image_col=image_col)
 
 
-def request_ids(index: pd.Index, messages: list, opts: RunOptions) -> tuple[list[str], list[str | None]]:
+def request_ids(index: pd.Index, messages: Sequence, opts: RunOptions) -> tuple[list[str], list[str | None]]:
     """Per row: its key, and the hash of the request it sends (None: no request)."""
     keys = _keys(index)
-    hasher = opts.spec.hasher()
-    rids: list[str | None] = [hasher(m) if m is not None else None for m in messages]
+    if isinstance(messages, OneTurn):  # text rows: hashed without building their messages
+        rids = opts.spec.text_rids(messages.texts, messages.system)
+    else:
+        hasher = opts.spec.hasher()
+        rids = [hasher(m) if m is not None else None for m in messages]
     if not opts.dedupe:  # identical requests stay distinct: the row key joins the hash
         rids = [f"{r}.{k}" if r is not None else None for r, k in zip(rids, keys)]
     return keys, rids
@@ -90,8 +96,11 @@ def _gc_back_on():
 
 
 def _prepare_and_run(df, opts, started, *, prompt_col, template, messages_col, system, names, image_col):
-    messages, row_errors = row_messages(df, prompt_col=prompt_col, template=template,
-                                        messages_col=messages_col, system=system, image_col=image_col)
+    if messages_col is None and image_col is None:
+        messages, row_errors = row_texts(df, prompt_col=prompt_col, template=template, system=system)
+    else:
+        messages, row_errors = row_messages(df, prompt_col=prompt_col, template=template,
+                                            messages_col=messages_col, system=system, image_col=image_col)
     clash = [c for c in names.values() if c in df.columns]
     if clash:
         raise ConfigError(f"result column(s) {clash} already exist in the frame; pass prefix= or suffix=")
@@ -126,8 +135,9 @@ def _meta(opts: RunOptions) -> dict:
 def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started) -> pd.DataFrame:
     n = len(keys)
     by_rid: dict[str, list[int]] = {}
-    for pos, rid in enumerate(rids):
-        if rid is not None and not (reuse and reuse.mask[pos]):
+    for pos in (np.flatnonzero(~reuse.use).tolist() if reuse is not None else range(n)):
+        rid = rids[pos]
+        if rid is not None:
             by_rid.setdefault(rid, []).append(pos)
     prices = resolve_prices(opts.spec.model, opts.prices, use_table=opts.dashscope or opts.simulate)
     if prices is None and opts.prices is None:
@@ -135,17 +145,21 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
                  opts.spec.model, opts.spec.base_url)
     fresh: list[Result | None] = [None] * n
     costs: list[float | None] = [None] * n
-    summary = Summary(rows=n, unique_requests=len({r for r in rids if r is not None}),
+    unique = set(rids)
+    unique.discard(None)
+    summary = Summary(rows=n, unique_requests=len(unique),
                       reused=reuse.count if reuse else 0, empty=len(row_errors),
                       currency=CURRENCY if prices else None)
 
     if by_rid:
         ensure_open_files(min(opts.max_workers, opts.max_pending))
         wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
-        client = _client.Caller(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout)
-        engine = Engine(client,
-                        EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending,
-                                     qps=opts.qps, retry=opts.retry))
+        config = EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending, qps=opts.qps,
+                              retry=opts.retry)
+        transport = AsyncTransport(functools.partial(
+            _client.AsyncCaller, base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
+            max_connections=config.concurrency))
+        engine = Engine(None, config, transport=transport)
         if ENGINE_HOOK.get() is not None:
             ENGINE_HOOK.get()(engine)
         from ._progress import Progress
@@ -193,7 +207,7 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
         finally:
             results.close()  # whatever ended the loop, the engine sends nothing more
             progress.close()
-            client.close()
+            transport.close()  # idempotent: also when the loop above never started
         summary.finish_engine(engine.stats, signals.received)
     else:
         fatal = None

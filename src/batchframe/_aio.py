@@ -1,0 +1,121 @@
+"""The engine's transport for real runs: every call on one asyncio event loop in a daemon thread.
+
+The engine's dispatcher stays in the calling thread and decides everything (see ``_engine``); this
+only carries calls: ``submit`` hands a request to the loop, and each answer is handed back through
+the engine's completion queue. One loop holds 10,000 waiting calls for a few hundred MiB and a
+fraction of a core, where a thread per call spends the machine on starting and switching 10,000
+threads (benchmarks/bench.py, section ``wait``).
+
+The loop's thread is a daemon and ``close`` cancels whatever is still in flight (its connections
+are closed), so an hour-long call never keeps a script from exiting after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+from ._records import Reply
+
+log = logging.getLogger("batchframe")
+
+_CLOSE_WAIT_S = 2.0
+
+
+class AsyncCall(Protocol):
+    def __call__(self, body: Mapping[str, Any]) -> Awaitable[Reply]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AsyncTransport:
+    """``factory()`` builds the async caller on the loop's thread (an SDK client belongs to the loop
+    it runs on)."""
+
+    def __init__(self, factory: Callable[[], AsyncCall], *, name: str = "batchframe-io") -> None:
+        self._done: Callable[[Any], None] = lambda x: None
+        self._loop = asyncio.new_event_loop()
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        self._call: AsyncCall | None = None
+        ready = threading.Event()
+        failed: list[BaseException] = []
+        self._thread = threading.Thread(target=self._serve, args=(factory, ready, failed), name=name,
+                                        daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failed:
+            self._thread.join()
+            raise failed[0]
+
+    def bind(self, done: Callable[[Any], None]) -> None:
+        self._done = done
+
+    def submit(self, item: Any, body: Mapping[str, Any], in_flight: int) -> None:
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        self._loop.call_soon_threadsafe(self._start, item, body)
+
+    def close(self) -> None:
+        """Send nothing more; cancel calls in flight (abandoned: no reply); stop the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.call_soon_threadsafe(self._shutdown)
+        except RuntimeError:  # the loop is already gone
+            return
+        self._thread.join(_CLOSE_WAIT_S)
+
+    # ------------------------------------------------------------- on the loop's thread
+    def _serve(self, factory: Callable[[], AsyncCall], ready: threading.Event,
+               failed: list[BaseException]) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._call = factory()
+        except BaseException as exc:  # reported to the constructor's caller
+            failed.append(exc)
+            loop.close()
+            ready.set()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def _start(self, item: Any, body: Mapping[str, Any]) -> None:
+        task = self._loop.create_task(self._one(item, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _one(self, item: Any, body: Mapping[str, Any]) -> None:
+        assert self._call is not None
+        try:
+            reply = await self._call(body)
+        except asyncio.CancelledError:
+            raise  # abandoned by close(): nobody reads replies any more
+        except Exception as exc:  # a bug or an unexpected SDK error: never lose the row silently
+            log.debug("call raised", exc_info=True)
+            reply = Reply(kind="connection", code="client_error", message=f"{type(exc).__name__}: {exc}")
+        self._done((item, reply))
+
+    def _shutdown(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+
+        async def finish() -> None:
+            if tasks:
+                await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S / 2)
+            try:
+                if self._call is not None:
+                    await asyncio.wait_for(self._call.aclose(), _CLOSE_WAIT_S / 2)
+            except Exception:  # closing must never hide the run's own outcome
+                log.debug("closing the client failed", exc_info=True)
+            self._loop.stop()
+
+        self._loop.create_task(finish())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import string
+from collections import abc
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ._values import is_missing as _missing
@@ -45,39 +47,11 @@ def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | No
                  messages_col: str | None, system: str | None,
                  image_col: str | None = None) -> tuple[list, dict[int, str]]:
     """Per row: its messages (or None), and {position: reason} for rows that get no request."""
-    chosen = [x for x in (prompt_col, template, messages_col) if x is not None]
-    if len(chosen) != 1:
-        raise ConfigError("give exactly one of prompt_col=, template= or messages_col=")
-    cols = set(df.columns)
+    _one_of(prompt_col, template, messages_col)
     images = _image_urls(df, image_col, messages_col)
-    if prompt_col is not None:
-        if prompt_col not in cols:
-            raise ConfigError(f"prompt_col {prompt_col!r} is not a column; columns: {list(df.columns)}")
-        values = df[prompt_col].tolist()
-        bad = next((v for v in values if type(v) is not str and not _missing(v)
-                    and not isinstance(v, str)), None)
-        if bad is not None:
-            raise ConfigError(
-                f"prompt_col {prompt_col!r} holds non-text values (e.g. {bad!r} of type "
-                f"{type(bad).__name__}); convert it with df[{prompt_col!r}].astype('string') "
-                "or use template=")
-        return _one_turn(values, system, images)
-    if template is not None:
-        fields = template_fields(template)
-        missing = [f for f in fields if f not in cols]
-        if missing:
-            raise ConfigError(f"template names missing column(s) {missing}; columns: {list(df.columns)}")
-        if not fields:
-            raise ConfigError("template names no column: every row would send the same prompt")
-        records = df[fields].to_dict("records") if len(df) else []
-        texts: list = []
-        for rec in records:
-            if any(_missing(v) for v in rec.values()):
-                texts.append(None)
-            else:
-                texts.append(template.format_map(rec))
-        return _one_turn(texts, system, images)
-    if messages_col not in cols:
+    if messages_col is None:
+        return _one_turn(_texts(df, prompt_col, template), system, images)
+    if messages_col not in df.columns:
         raise ConfigError(f"messages_col {messages_col!r} is not a column; columns: {list(df.columns)}")
     out: list = []
     errors: dict[int, str] = {}
@@ -93,24 +67,97 @@ def row_messages(df: pd.DataFrame, *, prompt_col: str | None, template: str | No
     return out, errors
 
 
-def _one_turn(texts: Sequence, system: str | None,
-              images: Sequence | None = None) -> tuple[list, dict[int, str]]:
+def row_texts(df: pd.DataFrame, *, prompt_col: str | None, template: str | None,
+              system: str | None) -> tuple["OneTurn", dict[int, str]]:
+    """``row_messages`` for text-only one-turn rows (prompt_col= or template=, no images): the same
+    checks and errors, but each row's messages are built only when asked for (``OneTurn``)."""
+    _one_of(prompt_col, template, None)
+    usable, errors = _usable(_texts(df, prompt_col, template))
+    return OneTurn(usable, system), errors
+
+
+def _usable(values: Sequence) -> tuple[list, dict[int, str]]:
+    """Per row: its text, or None (missing: None, NA, NaN, blank), and the rows that send nothing."""
+    usable = [t if type(t) is str and t and not t.isspace() else None for t in values]
     errors: dict[int, str] = {}
-    if images is None:  # the common case, kept tight: a million rows go through here
-        if system is None:
-            out = [[{"role": "user", "content": t}] if type(t) is str and t and not t.isspace() else None
-                   for t in texts]
-        else:
-            sys_msg = {"role": "system", "content": system}
-            out = [[sys_msg, {"role": "user", "content": t}] if type(t) is str and t and not t.isspace()
-                   else None for t in texts]
-        for pos, msgs in enumerate(out):
-            if msgs is None:
-                if not _missing(texts[pos]):  # a str subclass, say: the careful path
-                    out[pos] = user_messages(system, texts[pos])
+    if None in usable:  # a C-speed test: the loop below only for frames with such rows
+        for pos, t in enumerate(usable):
+            if t is None:
+                if not _missing(values[pos]):  # a str subclass, say: the careful path
+                    usable[pos] = values[pos]
                 else:
                     errors[pos] = "empty prompt: no request sent"
-        return out, errors
+    return usable, errors
+
+
+class OneTurn(abc.Sequence):
+    """Per row the messages ``user_messages(system, text)`` (None where ``text`` is None), built on
+    access: a million rows resumed from a checkpoint never need theirs."""
+
+    __slots__ = ("texts", "system")
+
+    def __init__(self, texts: list, system: str | None) -> None:
+        self.texts = texts
+        self.system = system
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, pos):  # type: ignore[override]
+        if isinstance(pos, slice):
+            return [self[i] for i in range(*pos.indices(len(self.texts)))]
+        text = self.texts[pos]
+        return None if text is None else user_messages(self.system, text)
+
+
+def _one_of(prompt_col: str | None, template: str | None, messages_col: str | None) -> None:
+    if sum(x is not None for x in (prompt_col, template, messages_col)) != 1:
+        raise ConfigError("give exactly one of prompt_col=, template= or messages_col=")
+
+
+def _texts(df: pd.DataFrame, prompt_col: str | None, template: str | None) -> list:
+    """Per row: the prompt column's value or the rendered template (None where a field is missing)."""
+    cols = set(df.columns)
+    if prompt_col is not None:
+        if prompt_col not in cols:
+            raise ConfigError(f"prompt_col {prompt_col!r} is not a column; columns: {list(df.columns)}")
+        column = df[prompt_col]
+        values = column.tolist()
+        if isinstance(column.dtype, pd.StringDtype):  # str or NA only: nothing to check
+            return values
+        bad = next((v for v in values if type(v) is not str and not _missing(v)
+                    and not isinstance(v, str)), None)
+        if bad is not None:
+            raise ConfigError(
+                f"prompt_col {prompt_col!r} holds non-text values (e.g. {bad!r} of type "
+                f"{type(bad).__name__}); convert it with df[{prompt_col!r}].astype('string') "
+                "or use template=")
+        return values
+    fields = template_fields(template)
+    missing = [f for f in fields if f not in cols]
+    if missing:
+        raise ConfigError(f"template names missing column(s) {missing}; columns: {list(df.columns)}")
+    if not fields:
+        raise ConfigError("template names no column: every row would send the same prompt")
+    records = df[fields].to_dict("records") if len(df) else []
+    texts: list = []
+    for rec in records:
+        if any(_missing(v) for v in rec.values()):
+            texts.append(None)
+        else:
+            texts.append(template.format_map(rec))
+    return texts
+
+
+def _one_turn(texts: Sequence, system: str | None,
+              images: Sequence | None = None) -> tuple[list, dict[int, str]]:
+    if images is None:  # the common case, kept tight: a million rows go through here
+        usable, errors = _usable(texts)
+        if system is None:
+            return [[{"role": "user", "content": t}] if t is not None else None for t in usable], errors
+        sys_msg = {"role": "system", "content": system}
+        return [[sys_msg, {"role": "user", "content": t}] if t is not None else None for t in usable], errors
+    errors: dict[int, str] = {}
     out = []
     for pos, text in enumerate(texts):
         url = images[pos]
@@ -159,7 +206,7 @@ def result_columns(index: pd.Index, per_row: Sequence[Result | None], row_errors
     """Typed result columns for every row: its stored result (``stored``, positionally aligned,
     where ``reused``), its Result from this run, its own error, or pending."""
     n = len(per_row)
-    todo = list(range(n)) if reused is None else [p for p, r in enumerate(reused) if not r]
+    todo = list(range(n)) if reused is None else np.flatnonzero(~np.asarray(reused, dtype=bool)).tolist()
     m = len(todo)
     cols: dict[str, list] = {name: [None] * m for name in RESULT_COLUMNS}
     fields = [f for f in RESULT_COLUMNS if f not in ("status", "cost")]
@@ -183,8 +230,9 @@ def result_columns(index: pd.Index, per_row: Sequence[Result | None], row_errors
     for f, dtype in RESULT_COLUMNS.items():
         values = pd.array(cols[f], dtype=dtype)
         if stored is not None:
-            column = stored[f].array.copy()
+            column = stored[f].array
             if m:
+                column = column.copy()
                 column[todo] = values
             values = column
         data[names[f]] = values

@@ -4,14 +4,15 @@ The request hash (``rid``) covers exactly what would be sent and where: the endp
 the model, the messages and every request parameter. Execution settings (workers, timeout,
 progress) are not in it. The hash of a row is ``blake2b(prefix + messages_json)``, where the prefix
 (everything but the messages) is serialised once per run: hashing a million rows costs one small
-JSON dump per row.
+JSON dump per row. For one-turn text rows (``prompt_col=``/``template=``) ``text_rids`` does not
+even build the messages: their JSON is a constant head, the escaped text, a constant tail.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import orjson
 
@@ -90,6 +91,32 @@ class RequestSpec:
             return h.hexdigest()
 
         return rid
+
+    def text_rids(self, texts: Sequence[Any], system: str | None) -> list[str | None]:
+        """Per text: ``hasher()(user_messages(system, text))`` (None for None), bit for bit, without
+        building the messages. The JSON of the messages is ``head + dumps(text) + tail``, both cut
+        from orjson's own output around a marker, so the bytes hashed are the general path's."""
+        general = self.hasher()
+        marker = "\x00batchframe-text\x00"
+        whole = orjson.dumps(user_messages(system, marker), option=orjson.OPT_SORT_KEYS)
+        cut = orjson.dumps(marker)
+        if whole.count(cut) != 1:  # the system prompt holds the marker: no split, the general path
+            return [general(user_messages(system, t)) if t is not None else None for t in texts]
+        head, tail = whole.split(cut)
+        base = hashlib.blake2b(self.prefix, digest_size=16)
+        base.update(head)
+        copy, dumps = base.copy, orjson.dumps
+        out: list[str | None] = []
+        add = out.append
+        for t in texts:
+            if type(t) is str:
+                h = copy()
+                h.update(dumps(t))
+                h.update(tail)
+                add(h.hexdigest())
+            else:  # None, or a str subclass: the general path decides what it serialises to
+                add(general(user_messages(system, t)) if t is not None else None)
+        return out
 
     def body(self, messages: list) -> dict:
         out = {"model": self.model, "messages": messages}

@@ -1,6 +1,6 @@
-"""The wire, against the simulator: every outcome of one call becomes the right ``Reply``, through both
-the synchronous SDK client (``call``) and the aiohttp-backed async one (``AsyncCaller``) that real runs
-use; and the async transport abandons calls in flight when closed."""
+"""The wire, against the simulator: every outcome of one call through the SDK's aiohttp-backed async
+client (``AsyncCaller``) becomes the right ``Reply``; the async transport abandons calls in flight
+when closed."""
 
 from __future__ import annotations
 
@@ -11,18 +11,10 @@ import time
 import pytest
 
 from batchframe._aio import AsyncTransport
-from batchframe._client import AsyncCaller, call, make_client
+from batchframe._client import AsyncCaller
 from batchframe.simulator import ErrorRule, Simulator
 
 BODY = {"model": "qwen-plus", "messages": [{"role": "user", "content": "the kettle is great"}]}
-
-
-def sync_reply(sim, body, timeout=10.0):
-    client = make_client(base_url=sim.base_url, api_key=None, timeout=timeout, max_connections=1)
-    try:
-        return call(client, body, timeout)
-    finally:
-        client.close()
 
 
 def async_reply(sim, body, timeout=10.0):
@@ -36,44 +28,36 @@ def async_reply(sim, body, timeout=10.0):
     return asyncio.run(go())
 
 
-WAYS = [pytest.param(sync_reply, id="sync"), pytest.param(async_reply, id="async")]
-
-
-@pytest.mark.parametrize("reply_of", WAYS)
-def test_an_answer(reply_of):
+def test_an_answer():
     with Simulator() as sim:
-        r = reply_of(sim, BODY)
+        r = async_reply(sim, BODY)
     assert r.kind == "ok" and r.status == 200 and r.finish_reason == "stop"
     assert r.response and r.prompt_tokens > 0 and r.total_tokens == r.prompt_tokens + r.completion_tokens
     assert r.request_id and r.latency_s >= 0
 
 
-@pytest.mark.parametrize("reply_of", WAYS)
-def test_an_error_body_keeps_status_code_message_and_retry_after(reply_of):
+def test_an_error_body_keeps_status_code_message_and_retry_after():
     with Simulator(throttle_rate=1.0, retry_after_s=7) as sim:
-        r = reply_of(sim, BODY)
+        r = async_reply(sim, BODY)
     assert (r.kind, r.status, r.code) == ("http", 429, "Throttling.RateQuota")
     assert r.message and r.retry_after == 7
 
 
-@pytest.mark.parametrize("reply_of", WAYS)
-def test_a_dropped_connection_is_a_connection_error_not_a_timeout(reply_of):
+def test_a_dropped_connection_is_a_connection_error_not_a_timeout():
     with Simulator(drop_rate=1.0) as sim:
-        r = reply_of(sim, BODY)
+        r = async_reply(sim, BODY)
     assert (r.kind, r.code) == ("connection", "connection_error"), r
 
 
-@pytest.mark.parametrize("reply_of", WAYS)
-def test_no_answer_within_the_timeout_is_a_timeout(reply_of):
+def test_no_answer_within_the_timeout_is_a_timeout():
     with Simulator(hang_rate=1.0, hang_s=30) as sim:
         start = time.monotonic()
-        r = reply_of(sim, BODY, timeout=0.5)
+        r = async_reply(sim, BODY, timeout=0.5)
     assert (r.kind, r.code) == ("timeout", "timeout"), r
     assert time.monotonic() - start < 20
 
 
-@pytest.mark.parametrize("reply_of", WAYS)
-def test_nobody_listening_is_a_connection_error(reply_of):
+def test_nobody_listening_is_a_connection_error():
     import socket
 
     with socket.socket() as s:  # a port that was free a moment ago
@@ -83,7 +67,7 @@ def test_nobody_listening_is_a_connection_error(reply_of):
     class Dead:
         base_url = f"http://127.0.0.1:{port}/v1"
 
-    r = reply_of(Dead, BODY)
+    r = async_reply(Dead, BODY)
     assert (r.kind, r.code) == ("connection", "connection_error"), r
 
 
@@ -135,3 +119,30 @@ def test_transport_answers_then_close_abandons_calls_in_flight():
         assert done.empty()  # abandoned calls produce no reply
         with pytest.raises(RuntimeError):
             transport2.submit(9, BODY, 1)
+
+
+def test_a_wait_item_on_the_loop_wakes_when_the_window_is_released(monkeypatch):
+    """The CLI's wait items sleep on the transport's loop; ``release`` (from the reader's thread)
+    wakes them all at once instead of letting them sleep out WAIT_S."""
+    import threading
+
+    from batchframe import _stream_pause
+    from batchframe._stream_pause import Pause
+
+    monkeypatch.setattr(_stream_pause, "WAIT_S", 600.0)
+    pause = Pause()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        futs = [asyncio.run_coroutine_threadsafe(pause.wait_async(), loop) for _ in range(50)]
+        deadline = time.monotonic() + 10
+        while len(pause._waiters) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(pause._waiters) == 50 and not any(f.done() for f in futs)
+        pause.release()
+        replies = [f.result(timeout=10) for f in futs]  # 600 s if release() did not wake them
+        assert all(r.kind == "ok" for r in replies) and pause._waiters == []
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -1,7 +1,8 @@
 """The wire: one chat-completion call through the openai SDK, answered as a ``Reply``.
 
-The SDK does the HTTP (auth headers, base URL, timeouts, its error classes); its own retries are off
-(``max_retries=0``) because the engine owns retries. Successful bodies are read as raw bytes and parsed
+The SDK does the HTTP (auth headers, base URL, timeouts, its error classes) through its aiohttp-backed
+async client, on the event loop of ``_aio.AsyncTransport``; its own retries are off (``max_retries=0``)
+because the engine owns retries. Successful bodies are read as raw bytes and parsed
 with orjson instead of the SDK's pydantic models: the fields batchframe needs are few, and this is the
 hot path (see benchmarks/).
 
@@ -11,7 +12,6 @@ request.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Mapping
 
@@ -33,76 +33,6 @@ def is_dashscope(base_url: str) -> bool:
     host = (urlsplit(base_url).hostname or "").lower()
     return host == "dashscope.aliyuncs.com" or host.endswith(".dashscope.aliyuncs.com") \
         or host.endswith("dashscope-intl.aliyuncs.com") or host.endswith("dashscope-us.aliyuncs.com")
-
-
-def make_client(*, base_url: str, api_key: str | None, timeout: float, max_connections: int,
-                ssl_context: Any = None) -> Any:
-    """An openai client whose connection pool holds ``max_connections``.
-
-    The read timeout covers the server's whole queue wait; connect stays short so a dead host
-    is noticed quickly. Pass one shared ``ssl_context`` when making many clients: building one
-    loads the CA bundle (~20 ms, ~800 KiB); sharing it makes a client cost ~0.1 ms and ~4 KiB.
-    """
-    import httpx2
-    import openai
-
-    limits = httpx2.Limits(max_connections=max_connections,
-                           max_keepalive_connections=max_connections, keepalive_expiry=30.0)
-    http_client = httpx2.Client(
-        limits=limits,
-        timeout=httpx2.Timeout(timeout, connect=min(timeout, 30.0)),
-        trust_env=True,
-        verify=ssl_context if ssl_context is not None else True,
-    )
-    return openai.OpenAI(
-        base_url=base_url,
-        # Non-DashScope servers (llama.cpp, vLLM, the simulator) may need no key; the SDK insists on one.
-        api_key=api_key or "not-needed",
-        max_retries=0,
-        timeout=timeout,
-        http_client=http_client,
-    )
-
-
-class Caller:
-    """``call(body)`` for the engine's worker threads: each thread gets its own openai client.
-
-    One client shared by hundreds of threads serialises them on its connection pool's lock (the
-    pool scans every connection under it): measured here, one client per thread is 25 % faster
-    at 64-256 threads and keeps working at 10,000. Clients share one SSL context, so each costs
-    ~4 KiB. Nothing here is picklable: a process builds its own ``Caller``.
-    """
-
-    def __init__(self, *, base_url: str, api_key: str | None, timeout: float) -> None:
-        import ssl
-
-        self._kw = dict(base_url=base_url, api_key=api_key, timeout=timeout, max_connections=1,
-                        ssl_context=ssl.create_default_context())
-        self._timeout = timeout
-        self._local = threading.local()
-        self._clients: list = []
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:  # never the key
-        return f"Caller(base_url={self._kw['base_url']!r}, clients={len(self._clients)})"
-
-    def __call__(self, body: Mapping[str, Any]) -> Reply:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = make_client(**self._kw)
-            with self._lock:
-                self._clients.append(client)
-        return call(client, body, self._timeout)
-
-    def close(self) -> None:
-        """Close idle connections; calls still in flight finish (or are abandoned) on their own."""
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            try:
-                client.close()
-            except Exception:  # closing must never hide the run's own outcome
-                pass
 
 
 def _error_reply(status: int, body: Any, headers: Mapping[str, str] | None, latency: float,
@@ -173,21 +103,6 @@ def parse_completion(raw: bytes, latency: float, request_id: str | None = None) 
         request_id=request_id or data.get("id"),
         latency_s=latency,
     )
-
-
-def call(client: Any, body: Mapping[str, Any], timeout: float) -> Reply:
-    """POST one request; every outcome, good or bad, comes back as a ``Reply`` (never raises for
-    HTTP, timeout or connection errors)."""
-    import httpx2
-
-    start = time.monotonic()
-    try:
-        resp = client.post("/chat/completions", body=body, cast_to=httpx2.Response,
-                           options={"timeout": timeout})
-        raw = resp.content
-    except Exception as exc:
-        return _failure_reply(exc, start, timeout)
-    return parse_completion(raw, time.monotonic() - start, resp.headers.get("x-request-id"))
 
 
 def _timed_out(exc: BaseException) -> bool:

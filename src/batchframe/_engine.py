@@ -2,9 +2,11 @@
 
 It knows nothing of pandas or checkpoints. One dispatcher (the calling thread) owns every decision:
 what to send next, the concurrency limit, the QPS bucket, retries and their backoff, and when to
-stop. Worker threads only make calls: each takes a request from a queue, makes one HTTP attempt,
-and puts the ``Reply`` on the completion queue. Workers are daemon threads, so an hour-long call
-still in flight never keeps a script from exiting after Ctrl-C.
+stop. A transport only makes calls: it takes a request, makes one HTTP attempt, and puts the
+``Reply`` on the completion queue. Real runs use ``_aio.AsyncTransport`` (every call on one event
+loop); ``ThreadTransport`` below runs a plain synchronous ``call(body)`` on worker threads (the
+engine's tests, and anyone embedding the engine with a blocking function). Either way an hour-long
+call still in flight never keeps a script from exiting after Ctrl-C.
 
 Retries have exactly one owner: this module (the SDK's own retries are off).
 """
@@ -285,8 +287,9 @@ def _describe(reply: Reply) -> str:
 
 
 class ThreadTransport:
-    """Each call on a worker thread (daemon: an hour-long call never keeps a script from exiting).
-    Threads are started as the number in flight grows, and live until the run ends."""
+    """Each call of a synchronous ``call(body)`` on a worker thread (daemon: an hour-long call never
+    keeps a script from exiting). Threads are started as the number in flight grows, and live until
+    the run ends. Fine for tens of calls in flight; thousands belong on ``_aio.AsyncTransport``."""
 
     def __init__(self, call: CallFn) -> None:
         self._call = call

@@ -32,6 +32,7 @@ from collections import Counter, OrderedDict, deque
 from typing import Any, Iterator, Mapping
 
 from . import _client
+from ._aio import AsyncTransport
 from ._engine import Engine, EngineConfig, EngineStats
 from ._fdlimit import ensure_open_files
 from ._interrupt import StopSignals
@@ -253,15 +254,23 @@ class StreamRun:
         concurrency = min(opts.max_workers, opts.max_pending)
         ensure_open_files(concurrency)
         wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
-        caller = _client.Caller(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout)
         pause = self.pause
+        config = EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending, qps=opts.qps,
+                              retry=opts.retry)
 
-        def call(body: Mapping[str, Any]) -> Reply:
-            return pause.wait() if body is WAIT_BODY else caller(body)
+        class Call:  # built on the transport's loop: wait items sleep there, requests go out
+            def __init__(self) -> None:
+                self.caller = _client.AsyncCaller(base_url=opts.spec.base_url, api_key=opts.api_key,
+                                                  timeout=wire_timeout, max_connections=config.concurrency)
 
-        self.engine = engine = Engine(call, EngineConfig(max_workers=opts.max_workers,
-                                                         max_pending=opts.max_pending, qps=opts.qps,
-                                                         retry=opts.retry))
+            async def __call__(self, body: Mapping[str, Any]) -> Reply:
+                return await (pause.wait_async() if body is WAIT_BODY else self.caller(body))
+
+            async def aclose(self) -> None:
+                await self.caller.aclose()
+
+        transport = AsyncTransport(Call)
+        self.engine = engine = Engine(None, config, transport=transport)
         self.progress = Progress(total=self.source.rows, initial=0, enabled=opts.progress,
                                  currency=self.summary.currency)
         deadline = started + opts.deadline_s if opts.deadline_s else None
@@ -285,7 +294,7 @@ class StreamRun:
         finally:
             results.close()  # whatever ended the loop, the engine sends nothing more
             self.progress.close()
-            caller.close()
+            transport.close()  # idempotent: also when the loop above never started
         stats = dataclasses.replace(engine.stats, sent=engine.stats.sent - pause.issued)
         self.summary.finish_engine(stats, signals.received)
         stop = "fatal" if fatal is not None else self.summary.stop_reason

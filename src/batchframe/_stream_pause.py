@@ -8,6 +8,7 @@ and returns an empty success that the stream discards (and takes out of the coun
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any, Mapping
 
@@ -24,6 +25,7 @@ class Pause:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._generation = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self.issued = 0      # wait items handed to the engine (taken out of its "sent" count)
         self.in_flight = 0
 
@@ -38,7 +40,38 @@ class Pause:
             self._cond.wait_for(lambda: self._generation != gen, timeout=WAIT_S)
         return Reply(kind="ok")
 
+    async def wait_async(self) -> Reply:
+        """``wait`` for a worker that is a task on an event loop (the async transport)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cond:
+            self._waiters.append((loop, fut))
+        try:
+            await asyncio.wait([fut], timeout=WAIT_S)
+        finally:
+            with self._cond:
+                try:
+                    self._waiters.remove((loop, fut))
+                except ValueError:  # release() took it
+                    pass
+        return Reply(kind="ok")
+
     def release(self) -> None:
         with self._cond:
             self._generation += 1
             self._cond.notify_all()
+            waiters, self._waiters = self._waiters, []
+        loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+        for loop, fut in waiters:
+            loops.setdefault(loop, []).append(fut)
+        for loop, futs in loops.items():
+            try:
+                loop.call_soon_threadsafe(_wake, futs)
+            except RuntimeError:  # that loop is closed: its waiters are gone
+                pass
+
+
+def _wake(futs: list[asyncio.Future]) -> None:
+    for fut in futs:
+        if not fut.done():
+            fut.set_result(None)

@@ -111,22 +111,44 @@ def section_ckpt(args, tmp: str) -> list[tuple]:
 
 
 def section_wait(args, tmp: str) -> list[tuple]:
+    """Steady state = answers per second from the end of the first wave (every slot has turned over
+    once: the ramp is behind) to the start of the last one (the tail, where fewer rows than slots are
+    left, is not steady), as the server counted them; overall = rows / wall time, ramp and tail in."""
     inflight, wait_s = args.inflight, args.wait
     n = inflight * args.waves
     bound = inflight / wait_s
     with Simulator.spawn(max_qps=None, max_pending=None, latency="fixed", latency_s=wait_s) as sim:
         df = frame(n, "w")
+        samples: list[tuple[float, int, int]] = []
+        stop = threading.Event()
+
+        def poll():
+            while not stop.wait(0.5):
+                s = sim.stats()
+                samples.append((time.perf_counter(), s["successes"], s["pending"]))
+
+        poller = threading.Thread(target=poll, daemon=True)
         with PeakRSS() as rss:
             t = time.perf_counter()
+            poller.start()
             out = batchframe.complete(df, "text", model=MODEL, base_url=sim.base_url, max_workers=inflight,
                                       max_pending=inflight, checkpoint=os.path.join(tmp, "w"), progress=False)
             total = time.perf_counter() - t
+            stop.set()
+            poller.join()
         stats = sim.stats()
     assert (out["status"] == "ok").all()
-    steady = n / total
-    return [(f"{inflight:,} in flight, {wait_s:g} s wait, {n:,} rows", f"{steady:,.0f} rows/s",
-             f"Little's bound {bound:,.0f} rows/s (ideal wall {n / bound:.0f} s, got {total:.0f} s)",
-             f"{steady / bound * 100:.0f}% of bound"),
+    first = next(i for i, (_, ok, _) in enumerate(samples) if ok >= inflight)
+    last = next(i for i, (_, ok, _) in enumerate(samples) if ok >= n - inflight)
+    (t1, ok1, _), (t2, ok2, _) = samples[first], samples[last]
+    steady = (ok2 - ok1) / (t2 - t1)
+    pending = [p for _, _, p in samples[first:last + 1]]
+    overall = n / total
+    return [(f"{inflight:,} in flight, {wait_s:g} s wait, {n:,} rows: steady state", f"{steady:,.0f} rows/s",
+             f"Little's bound {bound:,.0f} rows/s (server pending {min(pending):,}-{max(pending):,}, "
+             f"mean {sum(pending) / len(pending):,.0f})", f"{steady / bound * 100:.0f}% of bound"),
+            ("  overall, ramp and tail included", f"{overall:,.0f} rows/s",
+             f"wall {total:.0f} s, ideal {args.waves * wait_s:.0f} s", f"{overall / bound * 100:.0f}% of bound"),
             ("  client peak RSS / server peak pending", f"{rss.peak / 2**20:,.0f} MiB",
              f"server saw {stats['peak_pending']:,} pending", "")]
 

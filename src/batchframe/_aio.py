@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from ._records import Reply
@@ -22,6 +23,10 @@ from ._records import Reply
 log = logging.getLogger("batchframe")
 
 _CLOSE_WAIT_S = 2.0
+# New calls started per turn of the loop. Calls already under way (connecting, writing, reading)
+# go first: started all at once, 10,000 new calls would each wait behind the building of all the
+# others before its bytes went out, and their answers would come back in one burst too.
+_STARTS_PER_TURN = 16
 
 
 class AsyncCall(Protocol):
@@ -38,6 +43,8 @@ class AsyncTransport:
         self._done: Callable[[Any], None] = lambda x: None
         self._loop = asyncio.new_event_loop()
         self._tasks: set[asyncio.Task] = set()
+        self._incoming: deque[tuple[Any, Mapping[str, Any]]] = deque()
+        self._kicked = False
         self._closed = False
         self._call: AsyncCall | None = None
         ready = threading.Event()
@@ -56,7 +63,10 @@ class AsyncTransport:
     def submit(self, item: Any, body: Mapping[str, Any], in_flight: int) -> None:
         if self._closed:
             raise RuntimeError("the transport is closed")
-        self._loop.call_soon_threadsafe(self._start, item, body)
+        self._incoming.append((item, body))
+        if not self._kicked:  # one wake-up of the loop per burst of submissions, not one per call
+            self._kicked = True
+            self._loop.call_soon_threadsafe(self._start_some)
 
     def close(self) -> None:
         """Send nothing more; cancel calls in flight (abandoned: no reply); stop the loop."""
@@ -87,10 +97,19 @@ class AsyncTransport:
         finally:
             loop.close()
 
-    def _start(self, item: Any, body: Mapping[str, Any]) -> None:
-        task = self._loop.create_task(self._one(item, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _start_some(self) -> None:
+        self._kicked = False  # first: a submission from now on wakes the loop again (at worst twice)
+        incoming, loop = self._incoming, self._loop
+        for _ in range(_STARTS_PER_TURN):
+            if not incoming or self._closed:
+                return
+            item, body = incoming.popleft()
+            task = loop.create_task(self._one(item, body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if incoming and not self._kicked:
+            self._kicked = True
+            loop.call_soon(self._start_some)  # behind the callbacks already ready: calls under way
 
     async def _one(self, item: Any, body: Mapping[str, Any]) -> None:
         assert self._call is not None

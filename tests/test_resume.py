@@ -202,8 +202,8 @@ def test_kill_9_mid_run_then_resume(tmp_path):
         out = run(df, sim, ckpt, max_workers=32)
         after = sim.stats()
     assert (out["status"] == "ok").all() and len(out) == n
-    # requests the server took in (its default QPS cap answers some with 429: those are retried)
-    taken = [s["requests"] - s["by_status"].get(429, 0) for s in (before, after)]
-    resent = taken[1] - taken[0] - (n - answered)
+    # answers the resume was given beyond the rows never answered before (requests would also count
+    # the retries of 429s from the simulator's default QPS cap, which a faster client meets)
+    resent = after["successes"] - before["successes"] - (n - answered)
     assert resent <= 32  # only calls in flight at the kill were paid twice
     assert after["duplicate_successes"] <= 32

@@ -157,9 +157,9 @@ def _failure_reply(exc: Exception, start: float, timeout: float) -> Reply:
 
 class AsyncCaller:
     """``await caller(body)`` on one event loop: one ``AsyncOpenAI`` client over aiohttp (the SDK's
-    ``DefaultAioHttpClient``) carries every call of the run. Per request this costs ~0.9 ms of CPU
-    against ~1.1-1.4 ms for a thread per call and ~3.4 ms for the SDK's default async (httpx)
-    transport (measured here, zero latency), and 10,000 waiting calls need no 10,000 threads.
+    ``DefaultAioHttpClient``) carries every call of the run. Per request this costs ~0.7 ms of CPU
+    against ~1.6 ms for threads with a sync client each and ~2.4 ms for the SDK's default async
+    (httpx2) transport (``benchmarks/bench_wire.py``), and 10,000 waiting calls need no 10,000 threads.
     Build it, use it and close it on the loop's own thread; nothing here is picklable."""
 
     def __init__(self, *, base_url: str, api_key: str | None, timeout: float, max_connections: int) -> None:

@@ -146,3 +146,25 @@ def test_a_wait_item_on_the_loop_wakes_when_the_window_is_released(monkeypatch):
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+def test_a_stop_takes_back_calls_not_started_yet():
+    """After engine.stop() nothing more goes out: calls still queued for the loop come back
+    "abandoned" (never sent, rows pending), and are not counted as sent."""
+    from batchframe._engine import Engine, EngineConfig
+    from batchframe._records import Request
+
+    with Simulator.spawn(latency="fixed", latency_s=30) as sim:
+        transport = AsyncTransport(lambda: AsyncCaller(base_url=sim.base_url, api_key=None, timeout=60,
+                                                       max_connections=3000))
+        engine = Engine(None, EngineConfig(max_workers=3000, max_pending=3000, initial_concurrency=3000,
+                                           drain_s=0.5), transport=transport)
+        requests = (Request(f"r{i}", dict(BODY, messages=[{"role": "user", "content": f"x {i}"}]))
+                    for i in range(3000))
+        results = engine.run(requests, on_tick=lambda stats: engine.stop("interrupted"))
+        assert list(results) == []  # stopped at the first tick, nothing answered within the drain
+        time.sleep(1.0)  # anything still queued would have gone out by now
+        received = sim.stats()["requests"]
+    assert received < 3000  # the calls not started when stop() came were never sent
+    assert received <= engine.stats.sent < 3000  # ... and are not counted as sent (a call started
+    # and cancelled by close() before its bytes left is counted, though the server never saw it)

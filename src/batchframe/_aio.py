@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-from ._records import Reply
+from ._records import ABANDONED, Reply
 
 log = logging.getLogger("batchframe")
 
@@ -37,15 +37,18 @@ class AsyncCall(Protocol):
 
 class AsyncTransport:
     """``factory()`` builds the async caller on the loop's thread (an SDK client belongs to the loop
-    it runs on)."""
+    it runs on). ``keep_on_withdraw(body)`` marks submissions that ``withdraw`` leaves in place."""
 
-    def __init__(self, factory: Callable[[], AsyncCall], *, name: str = "batchframe-io") -> None:
+    def __init__(self, factory: Callable[[], AsyncCall], *, name: str = "batchframe-io",
+                 keep_on_withdraw: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
+        self._keep = keep_on_withdraw
         self._done: Callable[[Any], None] = lambda x: None
         self._loop = asyncio.new_event_loop()
         self._tasks: set[asyncio.Task] = set()
         self._incoming: deque[tuple[Any, Mapping[str, Any]]] = deque()
         self._kicked = False
         self._closed = False
+        self._shutdown_scheduled = False
         self._call: AsyncCall | None = None
         ready = threading.Event()
         failed: list[BaseException] = []
@@ -68,16 +71,33 @@ class AsyncTransport:
             self._kicked = True
             self._loop.call_soon_threadsafe(self._start_some)
 
+    def withdraw(self) -> None:
+        """Take back the calls submitted but not started yet (the engine stopped): each comes back
+        at once as an "abandoned" reply, never sent, so nothing is paid for a row left pending.
+        Safe from any thread and from a signal handler."""
+        incoming, kept = self._incoming, []
+        while True:
+            try:
+                item, body = incoming.popleft()
+            except IndexError:
+                break
+            if self._keep is not None and self._keep(body):
+                kept.append((item, body))  # not a call (e.g. the CLI's wait items): let it run
+            else:
+                self._done((item, ABANDONED))
+        incoming.extend(kept)
+
     def close(self) -> None:
         """Send nothing more; cancel calls in flight (abandoned: no reply); stop the loop."""
-        if self._closed:
-            return
         self._closed = True
+        if self._shutdown_scheduled:
+            return
         try:
             self._loop.call_soon_threadsafe(self._shutdown)
         except RuntimeError:  # the loop is already gone
             return
-        self._thread.join(_CLOSE_WAIT_S)
+        self._shutdown_scheduled = True
+        self._thread.join(_CLOSE_WAIT_S + len(self._tasks) / 2000)
 
     # ------------------------------------------------------------- on the loop's thread
     def _serve(self, factory: Callable[[], AsyncCall], ready: threading.Event,
@@ -94,6 +114,7 @@ class AsyncTransport:
         ready.set()
         try:
             loop.run_forever()
+            loop.run_until_complete(loop.shutdown_default_executor())  # aiohttp's DNS lookups
         finally:
             loop.close()
 
@@ -116,7 +137,9 @@ class AsyncTransport:
         try:
             reply = await self._call(body)
         except asyncio.CancelledError:
-            raise  # abandoned by close(): nobody reads replies any more
+            if self._closed:
+                raise  # abandoned by close(): nobody reads replies any more
+            reply = Reply(kind="connection", code="cancelled", message="the call was cancelled")
         except Exception as exc:  # a bug or an unexpected SDK error: never lose the row silently
             log.debug("call raised", exc_info=True)
             reply = Reply(kind="connection", code="client_error", message=f"{type(exc).__name__}: {exc}")
@@ -128,8 +151,8 @@ class AsyncTransport:
             task.cancel()
 
         async def finish() -> None:
-            if tasks:
-                await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S / 2)
+            if tasks:  # cancelled calls close their connections: thousands take a moment
+                await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S / 2 + len(tasks) / 4000)
             try:
                 if self._call is not None:
                     await asyncio.wait_for(self._call.aclose(), _CLOSE_WAIT_S / 2)

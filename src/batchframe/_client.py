@@ -72,6 +72,8 @@ def parse_completion(raw: bytes, latency: float, request_id: str | None = None) 
         data = orjson.loads(raw)
         choice = data["choices"][0]
         message = choice.get("message") or {}
+        if not isinstance(message, Mapping) or not isinstance(data, Mapping):
+            raise TypeError("message is not an object")
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
         return Reply(kind="decode", status=200, code="bad_response",
                      message=f"unreadable response body ({type(exc).__name__})",
@@ -117,6 +119,8 @@ def _timed_out(exc: BaseException) -> bool:
     while seen.__cause__ is not None and seen.__cause__ is not seen:
         seen = seen.__cause__
         if isinstance(seen, aiohttp.ClientError):
+            if isinstance(seen, aiohttp.ConnectionTimeoutError):
+                return False  # never connected: nothing was sent, so nothing can have been served
             return isinstance(seen, (aiohttp.ServerTimeoutError, asyncio.TimeoutError))
     return True
 
@@ -148,6 +152,11 @@ def _failure_reply(exc: Exception, start: float, timeout: float) -> Reply:
             cause = cause.__cause__
         return Reply(kind="connection", code="connection_error",
                      message=f"connection error: {type(cause).__name__}", latency_s=latency)
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientError):  # one the SDK's transport does not map (a malformed
+        return Reply(kind="connection", code="connection_error",  # status line, oversized headers)
+                     message=f"connection error: {type(exc).__name__}", latency_s=latency)
     if isinstance(exc, httpx2.HTTPError):  # a body cut off while being read
         return Reply(kind="connection", code="connection_error",
                      message=f"connection error while reading the answer: {type(exc).__name__}",
@@ -170,15 +179,20 @@ class AsyncCaller:
 
         self._base_url = base_url
         self._timeout = timeout
+        # The read timeout covers the server's whole queue wait; connecting stays short (a dead host
+        # is noticed in 30 s). The SDK lets a plain float win over the client's Timeout, so the
+        # Timeout itself is passed at every level.
+        self._wire_timeout = httpx2.Timeout(timeout, connect=min(timeout, 30.0))
         http_client = openai.DefaultAioHttpClient(
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
                                  keepalive_expiry=30.0),
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 30.0)),
+            timeout=self._wire_timeout,
             trust_env=True,
             verify=ssl.create_default_context(),
+            follow_redirects=False,  # a redirected POST would come back as a GET: report the 3xx instead
         )
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-                                          timeout=timeout, http_client=http_client)
+                                          timeout=self._wire_timeout, http_client=http_client)
 
     def __repr__(self) -> str:  # never the key
         return f"AsyncCaller(base_url={self._base_url!r})"
@@ -190,7 +204,7 @@ class AsyncCaller:
         resp = None
         try:
             resp = await self._client.post("/chat/completions", body=body, cast_to=httpx2.Response,
-                                           options={"timeout": self._timeout})
+                                           options={"timeout": self._wire_timeout})
             raw = await resp.aread()
         except Exception as exc:
             if resp is not None:

@@ -25,7 +25,7 @@ from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ._limiter import AdaptiveConcurrency, TokenBucket
-from ._records import GAVE_UP, Reply, Request, Result
+from ._records import ABANDONED, GAVE_UP, Reply, Request, Result
 from ._retry import RetryPolicy, backoff_s, should_retry
 from ._taxonomy import Action, Verdict, classify
 from .exceptions import ConfigError, RunFatalError
@@ -127,6 +127,9 @@ class Engine:
             self.stats.stop_reason = reason
             self._wait_all = wait
             self._stop.set()
+            withdraw = getattr(self._transport, "withdraw", None)
+            if withdraw is not None:  # calls handed over but not started yet are not sent
+                withdraw()
 
     @property
     def stopped(self) -> bool:
@@ -142,6 +145,10 @@ class Engine:
     # ----------------------------------------------------------------- decisions
     def _decide(self, item: _Item, reply: Reply, retry_heap: list, seq: Iterator[int]) -> Result | None:
         rid = item.req.rid
+        if reply is ABANDONED:  # taken back by the transport after a stop: never sent, row pending
+            self.stats.sent -= 1
+            item.attempts -= 1
+            return None
         if reply.ok:
             if self._limiter:
                 self._limiter.on_success()

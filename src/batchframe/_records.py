@@ -61,6 +61,11 @@ class Reply:
         return self.kind == "ok"
 
 
+#: The one reply a transport gives for a call it took back after a stop, never sent (the engine
+#: leaves the row pending and does not count the call as sent). Compared by identity.
+ABANDONED = Reply(kind="connection", code="abandoned", message="not sent: the run stopped")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Result:
     """The final outcome of one unique request (``status`` is ``ok`` or ``failed``)."""

@@ -159,9 +159,13 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
         transport = AsyncTransport(functools.partial(
             _client.AsyncCaller, base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
             max_connections=config.concurrency))
-        engine = Engine(None, config, transport=transport)
-        if ENGINE_HOOK.get() is not None:
-            ENGINE_HOOK.get()(engine)
+        try:
+            engine = Engine(None, config, transport=transport)
+            if ENGINE_HOOK.get() is not None:
+                ENGINE_HOOK.get()(engine)
+        except BaseException:
+            transport.close()
+            raise
         from ._progress import Progress
 
         progress = Progress(total=n, initial=summary.reused + summary.empty, enabled=opts.progress,

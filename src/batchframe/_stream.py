@@ -269,8 +269,12 @@ class StreamRun:
             async def aclose(self) -> None:
                 await self.caller.aclose()
 
-        transport = AsyncTransport(Call)
-        self.engine = engine = Engine(None, config, transport=transport)
+        transport = AsyncTransport(Call, keep_on_withdraw=lambda body: body is WAIT_BODY)
+        try:
+            self.engine = engine = Engine(None, config, transport=transport)
+        except BaseException:
+            transport.close()
+            raise
         self.progress = Progress(total=self.source.rows, initial=0, enabled=opts.progress,
                                  currency=self.summary.currency)
         deadline = started + opts.deadline_s if opts.deadline_s else None

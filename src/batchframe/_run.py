@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import gc
 import logging
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import _client
-from ._aio import AsyncTransport
+from ._aio import AsyncCall, AsyncTransport
 from ._fdlimit import ensure_open_files
 from ._engine import Engine, EngineConfig, EngineStats
 from ._frame import OneTurn, check_frame, result_columns, row_messages, row_texts
@@ -127,6 +126,33 @@ def _prepare_and_run(df, opts, started, *, prompt_col, template, messages_col, s
             store.close(compact=clean)  # after Ctrl-C or a crash: save, don't spend seconds merging
 
 
+def open_engine(opts: RunOptions, *, wrap: Callable[[Any], AsyncCall] | None = None,
+                keep_on_withdraw: Callable[[Mapping[str, Any]], bool] | None = None,
+                ) -> tuple[Engine, AsyncTransport]:
+    """The engine for a run and the transport carrying its calls (close the transport when done,
+    also if the engine never ran). ``wrap(caller)``, called on the loop's thread, may put something
+    around the ``AsyncCaller`` (the CLI's wait items)."""
+    config = EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending, qps=opts.qps,
+                          retry=opts.retry)
+    ensure_open_files(config.concurrency)
+    wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
+
+    def caller() -> AsyncCall:
+        made = _client.AsyncCaller(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
+                                   max_connections=config.concurrency)
+        return wrap(made) if wrap is not None else made
+
+    transport = AsyncTransport(caller, keep_on_withdraw=keep_on_withdraw)
+    try:
+        engine = Engine(None, config, transport=transport)
+        if ENGINE_HOOK.get() is not None:
+            ENGINE_HOOK.get()(engine)
+    except BaseException:
+        transport.close()
+        raise
+    return engine, transport
+
+
 def _meta(opts: RunOptions) -> dict:
     return {"model": opts.spec.model, "base_url": opts.spec.endpoint or opts.spec.base_url,
             "params": dict(opts.spec.params), "prices": dict(opts.prices) if opts.prices else None}
@@ -152,20 +178,7 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
                       currency=CURRENCY if prices else None)
 
     if by_rid:
-        ensure_open_files(min(opts.max_workers, opts.max_pending))
-        wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
-        config = EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending, qps=opts.qps,
-                              retry=opts.retry)
-        transport = AsyncTransport(functools.partial(
-            _client.AsyncCaller, base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
-            max_connections=config.concurrency))
-        try:
-            engine = Engine(None, config, transport=transport)
-            if ENGINE_HOOK.get() is not None:
-                ENGINE_HOOK.get()(engine)
-        except BaseException:
-            transport.close()
-            raise
+        engine, transport = open_engine(opts)
         from ._progress import Progress
 
         progress = Progress(total=n, initial=summary.reused + summary.empty, enabled=opts.progress,

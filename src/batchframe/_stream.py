@@ -31,10 +31,8 @@ import time
 from collections import Counter, OrderedDict, deque
 from typing import Any, Iterator, Mapping
 
-from . import _client
-from ._aio import AsyncTransport
-from ._engine import Engine, EngineConfig, EngineStats
-from ._fdlimit import ensure_open_files
+from ._aio import AsyncCall
+from ._engine import Engine, EngineStats
 from ._interrupt import StopSignals
 from ._io import Source
 from ._io_write import TableWriter
@@ -42,6 +40,7 @@ from ._options import RunOptions
 from ._pricing import CURRENCY, resolve_prices
 from ._progress import Progress
 from ._records import OK, PENDING, Reply, Request, Result
+from ._run import open_engine
 from ._stream_batch import Batch, Rows, output, prepare
 from ._stream_parse import StreamParse
 from ._stream_pause import WAIT_BODY, WAIT_RID, Pause
@@ -251,17 +250,11 @@ class StreamRun:
 
     def run(self) -> Outcome:
         opts, started = self.opts, time.monotonic()
-        concurrency = min(opts.max_workers, opts.max_pending)
-        ensure_open_files(concurrency)
-        wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
         pause = self.pause
-        config = EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending, qps=opts.qps,
-                              retry=opts.retry)
 
-        class Call:  # built on the transport's loop: wait items sleep there, requests go out
-            def __init__(self) -> None:
-                self.caller = _client.AsyncCaller(base_url=opts.spec.base_url, api_key=opts.api_key,
-                                                  timeout=wire_timeout, max_connections=config.concurrency)
+        class Call:  # on the transport's loop: wait items sleep there, requests go out
+            def __init__(self, caller: AsyncCall) -> None:
+                self.caller = caller
 
             async def __call__(self, body: Mapping[str, Any]) -> Reply:
                 return await (pause.wait_async() if body is WAIT_BODY else self.caller(body))
@@ -269,12 +262,8 @@ class StreamRun:
             async def aclose(self) -> None:
                 await self.caller.aclose()
 
-        transport = AsyncTransport(Call, keep_on_withdraw=lambda body: body is WAIT_BODY)
-        try:
-            self.engine = engine = Engine(None, config, transport=transport)
-        except BaseException:
-            transport.close()
-            raise
+        engine, transport = open_engine(opts, wrap=Call, keep_on_withdraw=lambda body: body is WAIT_BODY)
+        self.engine = engine
         self.progress = Progress(total=self.source.rows, initial=0, enabled=opts.progress,
                                  currency=self.summary.currency)
         deadline = started + opts.deadline_s if opts.deadline_s else None

@@ -2,8 +2,8 @@
 
 The engine asks its request iterator for more whenever a slot is free, and takes the end of the
 iterator as the end of the work. While the read-ahead window is full, the stream's iterator hands out
-wait items instead: the worker that takes one sleeps until a batch is written or ``WAIT_S`` passes,
-and returns an empty success that the stream discards (and takes out of the counts it reports).
+wait items instead: the transport sleeps on one (a task on its loop) until a batch is written or
+``WAIT_S`` passes, and returns an empty success that the stream discards (and takes out of the counts it reports).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ class Pause:
     """Wait items: sleep in a worker until the window has room (see the module doc)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._generation = 0
+        self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self.issued = 0      # wait items handed to the engine (taken out of its "sent" count)
         self.in_flight = 0
@@ -34,22 +33,16 @@ class Pause:
         self.in_flight += 1
         return Request(WAIT_RID, WAIT_BODY)
 
-    def wait(self) -> Reply:
-        with self._cond:
-            gen = self._generation
-            self._cond.wait_for(lambda: self._generation != gen, timeout=WAIT_S)
-        return Reply(kind="ok")
-
     async def wait_async(self) -> Reply:
-        """``wait`` for a worker that is a task on an event loop (the async transport)."""
+        """Sleep until ``release`` or ``WAIT_S``, as a task on the transport's event loop."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        with self._cond:
+        with self._lock:
             self._waiters.append((loop, fut))
         try:
             await asyncio.wait([fut], timeout=WAIT_S)
         finally:
-            with self._cond:
+            with self._lock:
                 try:
                     self._waiters.remove((loop, fut))
                 except ValueError:  # release() took it
@@ -57,9 +50,7 @@ class Pause:
         return Reply(kind="ok")
 
     def release(self) -> None:
-        with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
+        with self._lock:
             waiters, self._waiters = self._waiters, []
         loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
         for loop, fut in waiters:

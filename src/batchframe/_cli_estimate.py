@@ -15,14 +15,7 @@ import sys
 
 import numpy as np
 
-from ._cli_common import (
-    check_input,
-    checkpoint_path,
-    endpoint,
-    plan,
-    run_options,
-    stored_meta,
-)
+from ._cli_common import check_input, checkpoint_path, endpoint, plan, run_options, stored_meta
 from ._estimate import Estimate, estimate
 from ._stream_batch import prepare, request_frame
 from ._stream_reuse import SeenHashes, StoredLookup, hashes

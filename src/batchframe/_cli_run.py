@@ -15,14 +15,7 @@ import sys
 from pathlib import Path
 
 from . import _io
-from ._cli_common import (
-    check_input,
-    checkpoint_path,
-    endpoint,
-    plan,
-    run_options,
-    stored_meta,
-)
+from ._cli_common import check_input, checkpoint_path, endpoint, plan, run_options, stored_meta
 from ._io_write import TableWriter, remove_stale_temps
 from ._pricing import resolve_prices
 from ._run import _meta

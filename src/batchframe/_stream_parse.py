@@ -25,14 +25,7 @@ import pandas as pd
 
 from ._io_write import TableWriter
 from ._records import OK
-from ._structured import (
-    PARSE_ERROR,
-    Structured,
-    _affixes,
-    _dtype,
-    _model_schema,
-    parse_answer,
-)
+from ._structured import PARSE_ERROR, Structured, _affixes, _dtype, _model_schema, parse_answer
 
 _KIND_DTYPES = {frozenset({"str"}): "string", frozenset({"int"}): "Int64", frozenset({"float"}): "Float64",
                 frozenset({"int", "float"}): "Float64", frozenset({"bool"}): "boolean"}

@@ -16,11 +16,8 @@ import logging
 import sys
 from typing import Sequence
 
-from ._cli_args import duration as _duration
-from ._cli_args import json_object as _json_object
-from ._cli_args import param as _param
-from ._cli_args import positive_int as _positive_int
-from ._cli_args import wrap as _wrap
+from ._cli_args import duration as _duration, json_object as _json_object, param as _param
+from ._cli_args import positive_int as _positive_int, wrap as _wrap
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_FAILED_ROWS, EXIT_PENDING = 0, 1, 2, 3, 4
 EXIT_ABORTED = 130
@@ -241,12 +238,7 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .exceptions import (
-        BatchframeError,
-        CheckpointError,
-        ConfigError,
-        RunInterrupted,
-    )
+    from .exceptions import BatchframeError, CheckpointError, ConfigError, RunInterrupted
 
     try:
         if args.command == "run":

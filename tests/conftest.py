@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 import pandas as pd
 import pytest
 
@@ -37,3 +40,12 @@ def reviews() -> pd.DataFrame:
 
 def frame(n: int, **cols) -> pd.DataFrame:
     return pd.DataFrame({"text": [f"review number {i}: it works fine" for i in range(n)], **cols})
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 10.0, poll: float = 0.01) -> None:
+    """Wait for something another process or thread does (a server count, a subprocess's progress):
+    returns as soon as ``done()`` holds, or after ``timeout`` (the caller's assertion then says what
+    did not happen). Not a timing measurement."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(poll)

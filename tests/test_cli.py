@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,8 @@ import batchframe
 from batchframe import _io
 from batchframe.cli import main
 from batchframe.simulator import Simulator
+
+from conftest import wait_until
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 SMALL = ["--batch-rows", "37", "--window-rows", "80"]
@@ -330,9 +331,7 @@ def test_interrupted_run_then_rerun_has_every_row_once_in_order(tmp_path, sig):
         argv = [*_script(), "run", str(inp), "-o", str(out), "--prompt-col", "text", "--model", "qwen-plus",
                 "--base-url", sim.base_url, "--workers", "16", "--batch-rows", "100"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while sim.stats()["successes"] < 400 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
+        wait_until(lambda: sim.stats()["successes"] >= 400 or proc.poll() is not None, timeout=60)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == (4 if sig == signal.SIGINT else -signal.SIGKILL), err

@@ -17,7 +17,7 @@ from batchframe import CheckpointError, RunInterrupted
 from batchframe._checkpoint import CheckpointStore
 from batchframe.simulator import Simulator
 
-from conftest import frame
+from conftest import frame, wait_until
 
 
 class Crash(BaseException):
@@ -183,9 +183,7 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     with Simulator(latency="uniform", latency_s=0.02) as sim:
         proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, sim.base_url, str(ckpt), str(n)])
         try:
-            deadline = time.monotonic() + 60
-            while sim.stats()["successes"] < n * 0.4 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: sim.stats()["successes"] >= n * 0.4, timeout=60)
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.wait(30)

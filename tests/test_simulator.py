@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +22,8 @@ from batchframe.simulator import ErrorRule, SimConfig, Simulator, main
 from batchframe.simulator._cli import build_parser, config_from_args
 from batchframe.simulator._draw import Draw, body_key
 from batchframe.simulator._responder import default_responder
+
+from conftest import wait_until
 
 REVIEW = "I love this blender, it is great."
 
@@ -240,9 +241,7 @@ def test_hang_and_client_timeout_frees_the_slot(http: httpx2.Client) -> None:
     with Simulator(hang_rate=1.0, hang_s=60.0) as sim:
         with pytest.raises(httpx2.ReadTimeout):
             post(http, sim, body(), timeout=0.2)
-        deadline = time.monotonic() + 10
-        while sim.stats()["pending"] and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: not sim.stats()["pending"])
         assert sim.stats()["pending"] == 0 and sim.stats()["by_status"] == {499: 1}
 
 

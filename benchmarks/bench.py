@@ -162,10 +162,10 @@ def section_wait(args, tmp: str) -> list[tuple]:
 
 
 def section_resume(args, tmp: str) -> list[tuple]:
-    from batchframe._checkpoint import CheckpointStore
-    from batchframe._options import SIMULATOR_ENDPOINT  # noqa: F401  (the hash is endpoint-specific)
-    from batchframe._records import Result
-    from batchframe._requests import RequestSpec, user_messages
+    from batchframe.checkpoint.store import CheckpointStore
+    from batchframe.pipeline.options import SIMULATOR_ENDPOINT  # noqa: F401  (the hash is endpoint-specific)
+    from batchframe.records import Result
+    from batchframe.rows.requests import RequestSpec, user_messages
 
     n = args.resume_rows
     path = os.path.join(tmp, "resume")

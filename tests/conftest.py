@@ -6,7 +6,7 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from batchframe._retry import RetryPolicy
+from batchframe.engine.retry import RetryPolicy
 from batchframe.simulator import Simulator
 
 # Backoff short enough that tests never wait long; retries still go through the real engine.
@@ -16,7 +16,7 @@ FAST_RETRY = dict(base_s=0.005, throttle_base_s=0.01, cap_s=0.05)
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch):
     """Shrink the default backoff for every test (the schedule itself is tested in test_retry)."""
-    import batchframe._options as options
+    import batchframe.pipeline.options as options
 
     monkeypatch.setattr(options, "RetryPolicy", lambda **kw: RetryPolicy(**{**FAST_RETRY, **kw}))
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)

@@ -42,8 +42,8 @@ def test_dispatch_never_exceeds_qps_in_any_one_second_window():
     """The limit as the engine applies it, on a fake clock: no timing, no sockets."""
     import queue
 
-    from batchframe._engine import Engine, EngineConfig
-    from batchframe._records import Reply, Request
+    from batchframe.engine.dispatcher import Engine, EngineConfig
+    from batchframe.records import Reply, Request
 
     now = [0.0]
     sent = []
@@ -125,7 +125,7 @@ def test_timeouts_are_retried_a_bounded_number_of_times():
 
 
 def test_retry_after_is_honoured(monkeypatch):
-    import batchframe._engine as engine_mod
+    import batchframe.engine.dispatcher as engine_mod
 
     seen = []
     real = engine_mod.backoff_s

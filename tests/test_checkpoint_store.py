@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from batchframe import _checkpoint_files as F
-from batchframe._checkpoint import (
+from batchframe.checkpoint import files as F
+from batchframe.checkpoint.store import (
     FORMAT_VERSION,
     MAX_PARTS,
     CheckpointStore,
@@ -24,8 +24,8 @@ from batchframe._checkpoint import (
     checkpoint_summary,
     load_checkpoint,
 )
-from batchframe._keys import key_of
-from batchframe._records import RESULT_COLUMNS, Result
+from batchframe.rows.keys import key_of
+from batchframe.records import RESULT_COLUMNS, Result
 from batchframe.exceptions import CheckpointError, CheckpointLocked
 
 
@@ -167,8 +167,8 @@ def test_raw_read_parquet_closed_and_with_an_open_unflushed_store(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys
-    from batchframe._checkpoint import CheckpointStore
-    from batchframe._records import Result
+    from batchframe.checkpoint.store import CheckpointStore
+    from batchframe.records import Result
     store = CheckpointStore(sys.argv[1], part_rows=int(sys.argv[2])).open()
     i = 0
     while True:
@@ -274,7 +274,7 @@ def test_lock_same_process(tmp_path):
 
 LOCK_HOLDER = textwrap.dedent("""
     import sys
-    from batchframe._checkpoint import CheckpointStore
+    from batchframe.checkpoint.store import CheckpointStore
     store = CheckpointStore(sys.argv[1]).open()
     print("ready", flush=True)
     sys.stdin.read()  # hold the lock until killed

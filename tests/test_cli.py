@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import batchframe
-from batchframe import _io
+from batchframe.io import sources as _io
 from batchframe.cli import main
 from batchframe.simulator import Simulator
 
@@ -351,7 +351,7 @@ def test_interrupted_run_then_rerun_has_every_row_once_in_order(tmp_path, sig):
 
 
 def test_seen_hashes_across_runs():
-    from batchframe._stream_reuse import SeenHashes
+    from batchframe.checkpoint.lookup import SeenHashes
 
     seen = SeenHashes(flush_at=8)
     values = np.arange(1000, dtype=np.uint64) * 7919
@@ -363,7 +363,7 @@ def test_seen_hashes_across_runs():
 
 
 def test_seen_hashes_large_runs_merge_and_drop_values_added_twice(monkeypatch):
-    from batchframe import _stream_reuse as R
+    from batchframe.checkpoint import lookup as R
 
     monkeypatch.setattr(R, "_OWN_MAPPING", 16)  # runs of 16+ values in mappings of their own
     monkeypatch.setattr(R, "_BLOCK", 5)         # the duplicate scan crosses block edges
@@ -389,7 +389,7 @@ def test_seen_hashes_memory_is_its_eight_bytes_a_value():
     through malloc."""
     code = """if True:
         import numpy as np
-        from batchframe._stream_reuse import SeenHashes, hashes
+        from batchframe.checkpoint.lookup import SeenHashes, hashes
 
         def mib(field):
             for line in open("/proc/self/status"):

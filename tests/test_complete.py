@@ -214,8 +214,8 @@ def test_the_key_never_reaches_a_log_a_repr_or_the_checkpoint(tmp_path, caplog, 
     for f in (tmp_path / "ck").rglob("*"):
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
-    from batchframe._client import AsyncCaller
-    from batchframe._options import resolve_options
+    from batchframe.engine.wire import AsyncCaller
+    from batchframe.pipeline.options import resolve_options
 
     caller = AsyncCaller(base_url=sim.base_url, api_key=secret, timeout=5, max_connections=1)
     assert secret not in repr(caller)

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from batchframe._engine import Engine, EngineConfig
-from batchframe._records import FAILED, OK, Reply, Request
-from batchframe._retry import RetryPolicy
+from batchframe.engine.dispatcher import Engine, EngineConfig
+from batchframe.records import FAILED, OK, Reply, Request
+from batchframe.engine.retry import RetryPolicy
 from batchframe.exceptions import ConfigError, RunFatalError
 
 FAST = RetryPolicy(base_s=0.001, throttle_base_s=0.001, cap_s=0.002)

@@ -10,7 +10,7 @@ import pytest
 
 import batchframe
 from batchframe import ConfigError
-from batchframe._estimate import (APPROXIMATE, DEFAULT_IMAGE_TOKENS, MESSAGE_OVERHEAD, REPLY_PRIMING,
+from batchframe.pipeline.estimate import (APPROXIMATE, DEFAULT_IMAGE_TOKENS, MESSAGE_OVERHEAD, REPLY_PRIMING,
                                   VISION_MARKERS, Estimate, _qwen_encoder, approx_tokens, prompt_tokens,
                                   token_counter)
 from batchframe.simulator import Simulator

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from batchframe import ConfigError
-from batchframe._frame import row_messages
-from batchframe._images import IMAGE_ERROR, MAX_IMAGE_BYTES, RowError, image_url
-from batchframe._requests import RequestSpec
+from batchframe.rows.messages import row_messages
+from batchframe.rows.images import IMAGE_ERROR, MAX_IMAGE_BYTES, RowError, image_url
+from batchframe.rows.requests import RequestSpec
 from batchframe.simulator import Simulator
 from batchframe.simulator._responder import default_responder
 

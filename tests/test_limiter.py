@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from batchframe._limiter import AdaptiveConcurrency, TokenBucket
+from batchframe.engine.limiter import AdaptiveConcurrency, TokenBucket
 
 
 class FakeClock:

@@ -31,7 +31,7 @@ TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 @pytest.fixture(scope="module")
 def server():
-    from batchframe._local import local_server
+    from batchframe.pipeline.local import local_server
 
     with local_server(n_ctx=1024) as (base_url, model):
         yield base_url, model
@@ -48,7 +48,7 @@ def _run(server, checkpoint, **kw):
 
 def test_missing_extra_is_a_clear_config_error(monkeypatch):
     # Runs everywhere (no server): without the extra, local_server() says how to install it.
-    from batchframe import _local
+    from batchframe.pipeline import local as _local
 
     real = importlib.util.find_spec
     monkeypatch.setattr(_local.importlib.util, "find_spec",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import batchframe._progress as progress_mod
-from batchframe._progress import Progress
+import batchframe.pipeline.progress as progress_mod
+from batchframe.pipeline.progress import Progress
 
 
 def test_bar_counts_rows_tokens_cost_and_concurrency(monkeypatch):

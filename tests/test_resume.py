@@ -14,7 +14,7 @@ import pytest
 
 import batchframe
 from batchframe import CheckpointError, RunInterrupted
-from batchframe._checkpoint import CheckpointStore
+from batchframe.checkpoint.store import CheckpointStore
 from batchframe.simulator import Simulator
 
 from conftest import frame, wait_until

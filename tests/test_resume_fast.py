@@ -18,11 +18,11 @@ import pyarrow.compute as pc
 import pytest
 
 import batchframe
-from batchframe._checkpoint import CheckpointStore
-from batchframe._frame import OneTurn, row_messages, row_texts
-from batchframe._records import Result
-from batchframe._requests import RequestSpec, user_messages
-from batchframe._resume import Reuse
+from batchframe.checkpoint.store import CheckpointStore
+from batchframe.rows.messages import OneTurn, row_messages, row_texts
+from batchframe.records import Result
+from batchframe.rows.requests import RequestSpec, user_messages
+from batchframe.checkpoint.reuse import Reuse
 from batchframe.exceptions import ConfigError
 
 from conftest import frame

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from batchframe._retry import RetryPolicy, backoff_s, parse_retry_after, should_retry
-from batchframe._taxonomy import Action, Verdict
+from batchframe.engine.retry import RetryPolicy, backoff_s, parse_retry_after, should_retry
+from batchframe.engine.taxonomy import Action, Verdict
 
 PLAIN = Verdict(Action.RETRY, "InternalError", False, None)
 THROTTLE = Verdict(Action.RETRY, "Throttling", True, None)

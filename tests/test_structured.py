@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from batchframe import ConfigError
-from batchframe._structured import Structured, parse_answer, prepare
+from batchframe.rows.structured import Structured, parse_answer, prepare
 from batchframe.simulator import Simulator
 from batchframe.simulator._responder import default_responder
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchframe._records import Reply
-from batchframe._taxonomy import BATCH_CHAT_MODELS, RULES, Action, Verdict, classify
+from batchframe.records import Reply
+from batchframe.engine.taxonomy import BATCH_CHAT_MODELS, RULES, Action, Verdict, classify
 
 RETRY, FAIL, STOP = Action.RETRY, Action.FAIL_ROW, Action.STOP_RUN
 

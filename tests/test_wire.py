@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from batchframe._aio import AsyncTransport
-from batchframe._client import AsyncCaller
+from batchframe.engine.transport import AsyncTransport
+from batchframe.engine.wire import AsyncCaller
 from batchframe.simulator import ErrorRule, Simulator
 
 from conftest import wait_until
@@ -124,8 +124,8 @@ def test_a_wait_item_on_the_loop_wakes_when_the_window_is_released(monkeypatch):
     wakes them all at once instead of letting them sleep out WAIT_S."""
     import threading
 
-    from batchframe import _stream_pause
-    from batchframe._stream_pause import Pause
+    from batchframe.pipeline import pause as _stream_pause
+    from batchframe.pipeline.pause import Pause
 
     monkeypatch.setattr(_stream_pause, "WAIT_S", 600.0)
     pause = Pause()
@@ -147,8 +147,8 @@ def test_a_wait_item_on_the_loop_wakes_when_the_window_is_released(monkeypatch):
 def test_a_stop_takes_back_calls_not_started_yet():
     """After engine.stop() nothing more goes out: calls still queued for the loop come back
     "abandoned" (never sent, rows pending), and are not counted as sent."""
-    from batchframe._engine import Engine, EngineConfig
-    from batchframe._records import Request
+    from batchframe.engine.dispatcher import Engine, EngineConfig
+    from batchframe.records import Request
 
     with Simulator.spawn(latency="fixed", latency_s=30) as sim:
         transport = AsyncTransport(lambda: AsyncCaller(base_url=sim.base_url, api_key=None, timeout=60,

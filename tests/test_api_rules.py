@@ -42,7 +42,7 @@ def test_dispatch_never_exceeds_qps_in_any_one_second_window():
     """The limit as the engine applies it, on a fake clock: no timing, no sockets."""
     import queue
 
-    from batchframe.engine.dispatcher import Engine, EngineConfig
+    from batchframe.engine.dispatcher import Engine, EngineConfig, ThreadTransport
     from batchframe.records import Reply, Request
 
     now = [0.0]
@@ -52,7 +52,7 @@ def test_dispatch_never_exceeds_qps_in_any_one_second_window():
         sent.append(now[0])
         return Reply(kind="ok", status=200)
 
-    engine = Engine(call, EngineConfig(max_workers=500, qps=300), clock=lambda: now[0],
+    engine = Engine(ThreadTransport(call), EngineConfig(max_workers=500, qps=300), clock=lambda: now[0],
                     sleep_granularity_s=0.001)
     class FakeClockQueue:  # waiting for a completion advances the fake clock instead
         def __init__(self):

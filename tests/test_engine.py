@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from batchframe.engine.dispatcher import Engine, EngineConfig
+from batchframe.engine.dispatcher import HOLD, Engine, EngineConfig, ThreadTransport
 from batchframe.records import FAILED, OK, Reply, Request
 from batchframe.engine.retry import RetryPolicy
 from batchframe.exceptions import ConfigError, RunFatalError
@@ -51,7 +51,7 @@ def http(status, code, message="x"):
 
 def run(call, n, **cfg):
     cfg.setdefault("retry", FAST)
-    engine = Engine(call, EngineConfig(**cfg))
+    engine = Engine(ThreadTransport(call), EngineConfig(**cfg))
     return engine, list(engine.run(reqs(n)))
 
 
@@ -98,7 +98,7 @@ def test_retries_exhausted_gives_a_failed_row_and_the_run_goes_on():
 
 def test_wrong_key_stops_the_run_within_the_first_window():
     call = FakeCall(default=lambda b, n: http(401, "invalid_api_key", "Incorrect API key provided."))
-    engine = Engine(call, EngineConfig(max_workers=8, retry=FAST))
+    engine = Engine(ThreadTransport(call), EngineConfig(max_workers=8, retry=FAST))
     got = []
     with pytest.raises(RunFatalError) as info:
         for r in engine.run(reqs(10_000)):
@@ -111,7 +111,7 @@ def test_wrong_key_stops_the_run_within_the_first_window():
 
 def test_identical_unknown_400s_on_the_first_rows_stop_the_run():
     call = FakeCall(default=lambda b, n: http(400, "InvalidParameter", "some new rule"))
-    engine = Engine(call, EngineConfig(max_workers=2, retry=FAST))
+    engine = Engine(ThreadTransport(call), EngineConfig(max_workers=2, retry=FAST))
     with pytest.raises(RunFatalError):
         list(engine.run(reqs(1000)))
     assert sum(call.attempts.values()) <= 6
@@ -126,18 +126,56 @@ def test_successes_shield_later_unknown_400s():
 
 def test_admit_false_stops_dispatch_and_waits_for_in_flight():
     call = FakeCall()
-    engine = Engine(call, EngineConfig(max_workers=4, retry=FAST))
+    engine = Engine(ThreadTransport(call), EngineConfig(max_workers=4, retry=FAST))
     sent = []
 
-    def admit():
+    def admit(request):
+        assert isinstance(request, Request)
         if len(sent) >= 10:
-            engine.stop("budget", wait=True)
             return False
         sent.append(1)
         return True
 
     results = list(engine.run(reqs(100), admit=admit))
     assert len(results) == 10 and engine.stats.stop_reason == "budget"
+
+
+def test_hold_means_ask_again_after_a_completion_not_the_end():
+    """A request iterator that has nothing to send right now yields HOLD; the engine keeps going and
+    asks again once an answer is back (the run's read-ahead window)."""
+    call = FakeCall()
+    engine = Engine(ThreadTransport(call), EngineConfig(max_workers=8, retry=FAST))
+    done = []
+
+    def requests():
+        yield from reqs(2)
+        while len(done) < 2:
+            yield HOLD
+        yield Request("late", {"id": "late"})
+
+    for res in engine.run(requests()):
+        done.append(res.rid)
+    assert sorted(done) == ["late", "r0", "r1"]
+
+
+def test_a_deadline_cuts_a_long_retry_after_short():
+    """A server asking to wait (Retry-After: ~31 years) never holds the run past its deadline: the
+    row is left unanswered (pending) and the run ends with stop reason "deadline"."""
+    import time
+
+    def throttled(body, n):
+        return Reply(kind="http", status=429, code="Throttling", message="slow down", retry_after=10**9)
+
+    engine = Engine(ThreadTransport(FakeCall(default=throttled)),
+                    EngineConfig(max_workers=2, drain_s=0.05, retry=RetryPolicy(retry_after_cap_s=10**9)),
+                    sleep_granularity_s=0.01)
+    results = list(engine.run(reqs(3), deadline=time.monotonic() + 0.3))
+    assert results == [] and engine.stats.stop_reason == "deadline"
+
+
+def test_an_engine_needs_a_transport():
+    with pytest.raises(TypeError, match="transport"):
+        Engine(lambda body: Reply(kind="ok"), EngineConfig())
 
 
 def test_stop_from_another_thread_abandons_long_calls_after_drain():
@@ -148,7 +186,7 @@ def test_stop_from_another_thread_abandons_long_calls_after_drain():
         return Reply(kind="ok", status=200)
 
     call = FakeCall(default=slow)
-    engine = Engine(call, EngineConfig(max_workers=4, drain_s=0.05, retry=FAST), sleep_granularity_s=0.01)
+    engine = Engine(ThreadTransport(call), EngineConfig(max_workers=4, drain_s=0.05, retry=FAST), sleep_granularity_s=0.01)
     timer = threading.Timer(0.1, engine.stop, args=("interrupted",))
     timer.start()
     try:

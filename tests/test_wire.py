@@ -119,31 +119,6 @@ def test_transport_answers_then_close_abandons_calls_in_flight():
             transport2.submit(9, BODY, 1)
 
 
-def test_a_wait_item_on_the_loop_wakes_when_the_window_is_released(monkeypatch):
-    """The CLI's wait items sleep on the transport's loop; ``release`` (from the reader's thread)
-    wakes them all at once instead of letting them sleep out WAIT_S."""
-    import threading
-
-    from batchframe.pipeline import pause as _stream_pause
-    from batchframe.pipeline.pause import Pause
-
-    monkeypatch.setattr(_stream_pause, "WAIT_S", 600.0)
-    pause = Pause()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        futs = [asyncio.run_coroutine_threadsafe(pause.wait_async(), loop) for _ in range(50)]
-        wait_until(lambda: len(pause._waiters) >= 50)
-        assert len(pause._waiters) == 50 and not any(f.done() for f in futs)
-        pause.release()
-        replies = [f.result(timeout=10) for f in futs]  # 600 s if release() did not wake them
-        assert all(r.kind == "ok" for r in replies) and pause._waiters == []
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-
-
 def test_a_stop_takes_back_calls_not_started_yet():
     """After engine.stop() nothing more goes out: calls still queued for the loop come back
     "abandoned" (never sent, rows pending), and are not counted as sent."""
@@ -153,8 +128,8 @@ def test_a_stop_takes_back_calls_not_started_yet():
     with Simulator.spawn(latency="fixed", latency_s=30) as sim:
         transport = AsyncTransport(lambda: AsyncCaller(base_url=sim.base_url, api_key=None, timeout=60,
                                                        max_connections=3000))
-        engine = Engine(None, EngineConfig(max_workers=3000, max_pending=3000, initial_concurrency=3000,
-                                           drain_s=0.5), transport=transport)
+        engine = Engine(transport, EngineConfig(max_workers=3000, max_pending=3000, initial_concurrency=3000,
+                                                drain_s=0.5))
         requests = (Request(f"r{i}", dict(BODY, messages=[{"role": "user", "content": f"x {i}"}]))
                     for i in range(3000))
         results = engine.run(requests, on_tick=lambda stats: engine.stop("interrupted"))

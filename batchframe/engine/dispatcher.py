@@ -3,12 +3,17 @@
 It knows nothing of pandas or checkpoints. One dispatcher (the calling thread) owns every decision:
 what to send next, the concurrency limit, the QPS bucket, retries and their backoff, and when to
 stop. A transport only makes calls: it takes a request, makes one HTTP attempt, and puts the
-``Reply`` on the completion queue. Real runs use ``_aio.AsyncTransport`` (every call on one event
-loop); ``ThreadTransport`` below runs a plain synchronous ``call(body)`` on worker threads (the
-engine's tests, and anyone embedding the engine with a blocking function). Either way an hour-long
-call still in flight never keeps a script from exiting after Ctrl-C.
+``Reply`` on the completion queue. The engine is given its transport: ``transport.AsyncTransport``
+(every call on one event loop) or ``ThreadTransport`` below (a plain synchronous ``call(body)`` on
+worker threads). Either way an hour-long call still in flight never keeps a script from exiting
+after Ctrl-C.
 
-Retries have exactly one owner: this module (the SDK's own retries are off).
+The request iterator may yield ``HOLD``: nothing to send now (the run's read-ahead window is full),
+ask again after the next completion. A deadline cuts every wait short: at the deadline dispatch
+stops, calls in flight get ``drain_s``, retries not yet due are left unsent.
+
+Retries have exactly one owner: this module (the SDK's own retries are off). Nothing here logs a
+server's words: the run that owns the engine redacts them first (``pipeline``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from ..exceptions import ConfigError, RunFatalError
 log = logging.getLogger("batchframe")
 
 CallFn = Callable[[Mapping[str, Any]], Reply]
+HOLD = None  # yielded by a request iterator: nothing to send now, ask again after a completion
+_END = object()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,8 +98,7 @@ class EngineStats:
 class Engine:
     """Run requests through ``call`` with bounded concurrency, limits and retries."""
 
-    def __init__(self, call: CallFn | None, config: EngineConfig | None = None, *,
-                 transport: Any = None,
+    def __init__(self, transport: Any, config: EngineConfig | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
                  rand: Callable[[], float] = random.random,
                  sleep_granularity_s: float = 0.2) -> None:
@@ -106,7 +112,10 @@ class Engine:
                          if self.config.adaptive else None)
         self._bucket = _window_safe_bucket(self.config.qps, clock)
         self._done: queue.SimpleQueue = queue.SimpleQueue()
-        self._transport = transport if transport is not None else ThreadTransport(call)
+        if not hasattr(transport, "submit"):
+            raise TypeError("Engine(transport, ...): pass a transport (AsyncTransport, or "
+                            "ThreadTransport(call) for a blocking call(body) -> Reply)")
+        self._transport = transport
         self._transport.bind(self._done.put)
         self._stop = threading.Event()
         self._wait_all = False
@@ -193,18 +202,21 @@ class Engine:
                 msg += f". {verdict.hint}"
             self._fatal = RunFatalError(msg, status=reply.status, code=code,
                                         provider_message=reply.message, hint=verdict.hint)
-            log.error("%s", msg)
         self.stop("fatal")
 
     # ----------------------------------------------------------------- the loop
-    def run(self, requests: Iterable[Request], *, admit: Callable[[], bool] | None = None,
-            on_tick: Callable[[EngineStats], None] | None = None) -> Iterator[Result]:
+    def run(self, requests: Iterable[Request | None], *, admit: Callable[[Request], bool] | None = None,
+            on_tick: Callable[[EngineStats], None] | None = None,
+            deadline: float | None = None) -> Iterator[Result]:
         """Yield one final ``Result`` per request as it completes (order of completion).
 
-        ``admit()`` is asked before each new request is dispatched; False stops dispatch (a budget).
-        ``on_tick(stats)`` is called from this thread at most every ``sleep_granularity_s``.
-        Raises ``RunFatalError`` at the end when a run-stopping answer arrived.
-        Requests never dispatched, and rows whose call was abandoned, get no result.
+        ``requests`` may yield ``HOLD`` (nothing now: asked again after the next completion).
+        ``admit(request)`` is asked before each new request is dispatched; False stops dispatch (a
+        budget: the calls in flight are still collected, they are paid for). ``deadline`` (on the
+        engine's clock): dispatch stops then, calls in flight get ``drain_s``, and no wait (a backoff,
+        a Retry-After) runs past it. ``on_tick(stats)`` is called from this thread at most every
+        ``sleep_granularity_s``. Raises ``RunFatalError`` at the end when a run-stopping answer
+        arrived. Requests never dispatched, and rows whose call was abandoned, get no result.
         """
         fresh = iter(requests)
         ready: deque[_Item] = deque()
@@ -217,6 +229,8 @@ class Engine:
         try:
             while True:
                 now = self._clock()
+                if deadline is not None and now >= deadline and not self._stop.is_set():
+                    self.stop("deadline")
                 while retry_heap and retry_heap[0][0] <= now:
                     ready.append(heapq.heappop(retry_heap)[2])
                 wait = self._tick
@@ -226,16 +240,18 @@ class Engine:
                         if ready:
                             item = ready.popleft()
                         elif not exhausted:
-                            nxt = next(fresh, None)
-                            if nxt is None:
+                            nxt = next(fresh, _END)
+                            if nxt is _END:
                                 exhausted = True
+                                break
+                            if nxt is HOLD:
                                 break
                             item = _Item(nxt)
                         else:
                             break
-                        if item.attempts == 0 and admit is not None and not admit():
+                        if item.attempts == 0 and admit is not None and not admit(item.req):
                             ready.appendleft(item)
-                            self.stop("budget")
+                            self.stop("budget", wait=True)
                             break
                         delay = self._bucket.try_acquire()
                         if delay > 0:
@@ -254,6 +270,8 @@ class Engine:
                     wait = min(wait, max(0.0, stop_at - now))
                 elif retry_heap:
                     wait = min(wait, max(0.0, retry_heap[0][0] - now))
+                if deadline is not None and not self._stop.is_set():
+                    wait = min(wait, max(0.0, deadline - now))
                 if on_tick is not None and now - last_tick >= self._tick:
                     last_tick = now
                     on_tick(stats)

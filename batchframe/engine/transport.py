@@ -37,11 +37,9 @@ class AsyncCall(Protocol):
 
 class AsyncTransport:
     """``factory()`` builds the async caller on the loop's thread (an SDK client belongs to the loop
-    it runs on). ``keep_on_withdraw(body)`` marks submissions that ``withdraw`` leaves in place."""
+    it runs on)."""
 
-    def __init__(self, factory: Callable[[], AsyncCall], *, name: str = "batchframe-io",
-                 keep_on_withdraw: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
-        self._keep = keep_on_withdraw
+    def __init__(self, factory: Callable[[], AsyncCall], *, name: str = "batchframe-io") -> None:
         self._done: Callable[[Any], None] = lambda x: None
         self._loop = asyncio.new_event_loop()
         self._tasks: set[asyncio.Task] = set()
@@ -75,17 +73,13 @@ class AsyncTransport:
         """Take back the calls submitted but not started yet (the engine stopped): each comes back
         at once as an "abandoned" reply, never sent, so nothing is paid for a row left pending.
         Safe from any thread and from a signal handler."""
-        incoming, kept = self._incoming, []
+        incoming = self._incoming
         while True:
             try:
-                item, body = incoming.popleft()
+                item, _ = incoming.popleft()
             except IndexError:
                 break
-            if self._keep is not None and self._keep(body):
-                kept.append((item, body))  # not a call (e.g. the CLI's wait items): let it run
-            else:
-                self._done((item, ABANDONED))
-        incoming.extend(kept)
+            self._done((item, ABANDONED))
 
     def close(self) -> None:
         """Send nothing more; cancel calls in flight (abandoned: no reply); stop the loop."""

@@ -126,25 +126,21 @@ def _prepare_and_run(df, opts, started, *, prompt_col, template, messages_col, s
             store.close(compact=clean)  # after Ctrl-C or a crash: save, don't spend seconds merging
 
 
-def open_engine(opts: RunOptions, *, wrap: Callable[[Any], AsyncCall] | None = None,
-                keep_on_withdraw: Callable[[Mapping[str, Any]], bool] | None = None,
-                ) -> tuple[Engine, AsyncTransport]:
+def open_engine(opts: RunOptions) -> tuple[Engine, AsyncTransport]:
     """The engine for a run and the transport carrying its calls (close the transport when done,
-    also if the engine never ran). ``wrap(caller)``, called on the loop's thread, may put something
-    around the ``AsyncCaller`` (the CLI's wait items)."""
+    also if the engine never ran)."""
     config = EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending, qps=opts.qps,
                           retry=opts.retry)
     ensure_open_files(config.concurrency)
     wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
 
     def caller() -> AsyncCall:
-        made = _client.AsyncCaller(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
+        return _client.AsyncCaller(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
                                    max_connections=config.concurrency)
-        return wrap(made) if wrap is not None else made
 
-    transport = AsyncTransport(caller, keep_on_withdraw=keep_on_withdraw)
+    transport = AsyncTransport(caller)
     try:
-        engine = Engine(None, config, transport=transport)
+        engine = Engine(transport, config)
         if ENGINE_HOOK.get() is not None:
             ENGINE_HOOK.get()(engine)
     except BaseException:
@@ -185,15 +181,11 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
                             currency=summary.currency)
         deadline = started + opts.deadline_s if opts.deadline_s else None
 
-        def admit() -> bool:
-            if deadline is not None and time.monotonic() >= deadline:
-                engine.stop("deadline")
-                return False
+        def admit(request: Request) -> bool:
             if opts.max_cost is not None and prices is not None:
                 ok = engine.stats.ok
                 per_request = summary.cost / ok if ok else 0.0
                 if summary.cost + (engine.stats.in_flight + 1) * per_request > opts.max_cost:
-                    engine.stop("budget", wait=True)
                     return False
             return True
 
@@ -203,7 +195,7 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
         requests = (Request(rid, opts.spec.body(messages[pos[0]])) for rid, pos in by_rid.items())
         signals = StopSignals(lambda name: engine.stop("interrupted"))
         fatal: RunFatalError | None = None
-        results = engine.run(requests, admit=admit, on_tick=tick)
+        results = engine.run(requests, admit=admit, on_tick=tick, deadline=deadline)
         try:
             with signals, _gc_back_on():
                 for res in results:
@@ -221,6 +213,7 @@ def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, st
                                  completion=res.completion_tokens, reasoning=res.reasoning_tokens, cost=cost)
         except RunFatalError as exc:
             fatal = exc
+            log.error("%s", exc)
         finally:
             results.close()  # whatever ended the loop, the engine sends nothing more
             progress.close()

@@ -10,11 +10,8 @@ gets the new rows attached). Each answer goes to the checkpoint first, then into
 oldest open batch has every answer it is written (input columns + ``complete()``'s result columns)
 and dropped, so the output is in input order.
 
-The window must be able to say "nothing now" while the oldest batch waits for a slow call, and the
-engine asks its iterator for a request whenever a slot is free. So when the window is full the
-generator hands out *wait* items: the worker that takes one sleeps until a batch is written (at most
-``WAIT_S``) and returns an empty success, which is discarded (and taken out of the counts). A retry
-waiting in the engine gets a slot within ``WAIT_S``.
+The window must be able to say "nothing now" while the oldest batch waits for a slow call: when it
+is full the generator yields ``HOLD`` and the engine asks again after its next completion.
 
 Outcomes (``Outcome.stop``): ``None`` all input done; ``"budget"`` / ``"deadline"``: dispatch stopped,
 the calls in flight are collected, the rest of the input is read and written with status
@@ -31,8 +28,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from typing import Any, Iterator, Mapping
 
-from ..engine.transport import AsyncCall
-from ..engine.dispatcher import Engine, EngineStats
+from ..engine.dispatcher import HOLD, Engine, EngineStats
 from .signals import StopSignals
 from ..io.sources import Source
 from ..io.sinks import TableWriter
@@ -43,7 +39,6 @@ from ..records import OK, PENDING, Reply, Request, Result
 from .run import open_engine
 from .batch import Batch, Rows, output, prepare
 from .parsed import StreamParse
-from .pause import WAIT_BODY, WAIT_RID, Pause
 from ..checkpoint.lookup import SeenHashes, fetch_answers, hashes
 from .summary import Summary
 from ..exceptions import RunFatalError
@@ -79,7 +74,6 @@ class StreamRun:
         self.open_rows = 0
         self.inflight: dict[str, list[tuple[Batch, int]]] = {}
         self.queue: deque[tuple[str, list]] = deque()
-        self.pause = Pause()
         self.recent: OrderedDict[str, tuple[Result, float | None]] = OrderedDict()  # the last answers
         self.answered = SeenHashes()   # requests this run answered (8 bytes each)
         self._recently_answered: list[str] = []
@@ -177,15 +171,12 @@ class StreamRun:
             elif self.exhausted:
                 return
             elif self.open_rows >= self.window:
-                yield self.pause.item()
+                yield HOLD
             else:
                 self._open_next()
 
     # ---- results in, batches out -----------------------------------------------------------
     def _on_result(self, res: Result) -> None:
-        if res.rid == WAIT_RID:
-            self.pause.in_flight -= 1
-            return
         entries = self.inflight.pop(res.rid, None)
         if entries is None:  # pragma: no cover - every request is registered before it is sent
             return
@@ -230,54 +221,30 @@ class StreamRun:
                 out = self.parse.add(out)
         self.writer.write(b.table, out)
         self.open_rows -= b.n
-        self.pause.release()
 
     # ---- the run ---------------------------------------------------------------------------
-    def _admit(self, deadline: float | None) -> bool:
+    def _admit(self, request: Request) -> bool:
         engine, opts = self.engine, self.opts
-        if deadline is not None and time.monotonic() >= deadline:
-            engine.stop("deadline")
-            self.pause.release()
-            return False
         if opts.max_cost is not None and self.prices is not None:
             per_request = self.summary.cost / self.ok if self.ok else 0.0
-            in_flight = engine.stats.in_flight - self.pause.in_flight
-            if self.summary.cost + (in_flight + 1) * per_request > opts.max_cost:
-                engine.stop("budget", wait=True)
-                self.pause.release()
+            if self.summary.cost + (engine.stats.in_flight + 1) * per_request > opts.max_cost:
                 return False
         return True
 
     def run(self) -> Outcome:
         opts, started = self.opts, time.monotonic()
-        pause = self.pause
-
-        class Call:  # on the transport's loop: wait items sleep there, requests go out
-            def __init__(self, caller: AsyncCall) -> None:
-                self.caller = caller
-
-            async def __call__(self, body: Mapping[str, Any]) -> Reply:
-                return await (pause.wait_async() if body is WAIT_BODY else self.caller(body))
-
-            async def aclose(self) -> None:
-                await self.caller.aclose()
-
-        engine, transport = open_engine(opts, wrap=Call, keep_on_withdraw=lambda body: body is WAIT_BODY)
+        engine, transport = open_engine(opts)
         self.engine = engine
         self.progress = Progress(total=self.source.rows, initial=0, enabled=opts.progress,
                                  currency=self.summary.currency)
         deadline = started + opts.deadline_s if opts.deadline_s else None
 
         def tick(stats: EngineStats) -> None:
-            self.progress.tick(stats.limit, stats.in_flight - pause.in_flight)
+            self.progress.tick(stats.limit, stats.in_flight)
 
-        def on_signal(name: str) -> None:
-            engine.stop("interrupted")
-            pause.release()
-
-        signals = StopSignals(on_signal)
+        signals = StopSignals(lambda name: engine.stop("interrupted"))
         fatal: RunFatalError | None = None
-        results = engine.run(self._requests(), admit=lambda: self._admit(deadline), on_tick=tick)
+        results = engine.run(self._requests(), admit=self._admit, on_tick=tick, deadline=deadline)
         try:
             with signals:
                 for res in results:
@@ -288,8 +255,7 @@ class StreamRun:
             results.close()  # whatever ended the loop, the engine sends nothing more
             self.progress.close()
             transport.close()  # idempotent: also when the loop above never started
-        stats = dataclasses.replace(engine.stats, sent=engine.stats.sent - pause.issued)
-        self.summary.finish_engine(stats, signals.received)
+        self.summary.finish_engine(engine.stats, signals.received)
         stop = "fatal" if fatal is not None else self.summary.stop_reason
         outcome = Outcome(self.summary, stop=stop, error=fatal)
         if stop not in ("interrupted", "fatal"):

@@ -187,14 +187,18 @@ def test_wrong_key_is_fatal_exit_1_one_line_no_output(tmp_path, monkeypatch, cap
         assert run(inp, tmp_path / "out.csv", sim) == 1
         assert sim.stats()["requests"] <= 2 * 16
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "401" in err[0] and "sk-wrong" not in err[0]
+    assert sum("run stopped" in line for line in err) == 1  # said once, as the last line
+    assert "401" in err[-1] and err[-1].startswith("batchframe: error:")
+    assert not any("sk-wrong" in line for line in err)
     assert not (tmp_path / "out.csv").exists()
 
 
 def test_budget_stop_exit_4_writes_pending_rows_then_rerun_finishes(tmp_path, sim):
     inp = write(rows(300), tmp_path / "in.parquet")
     assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001") == 2  # no price known
-    assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001", "--prices", "1", "2") == 4
+    assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001", "--prices", "1", "2") == 2  # no bound
+    assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001", "--prices", "1", "2",
+               "--max-tokens", "20") == 4
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert len(out) == 300 and (out["status"] == "pending").sum() > 200
     assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--prices", "1", "2") == 3  # row 3: no prompt
@@ -351,7 +355,7 @@ def test_interrupted_run_then_rerun_has_every_row_once_in_order(tmp_path, sig):
 
 
 def test_seen_hashes_across_runs():
-    from batchframe.checkpoint.lookup import SeenHashes
+    from batchframe.checkpoint.hashes import SeenHashes
 
     seen = SeenHashes(flush_at=8)
     values = np.arange(1000, dtype=np.uint64) * 7919
@@ -363,7 +367,7 @@ def test_seen_hashes_across_runs():
 
 
 def test_seen_hashes_large_runs_merge_and_drop_values_added_twice(monkeypatch):
-    from batchframe.checkpoint import lookup as R
+    from batchframe.checkpoint import hashes as R
 
     monkeypatch.setattr(R, "_OWN_MAPPING", 16)  # runs of 16+ values in mappings of their own
     monkeypatch.setattr(R, "_BLOCK", 5)         # the duplicate scan crosses block edges
@@ -389,7 +393,7 @@ def test_seen_hashes_memory_is_its_eight_bytes_a_value():
     through malloc."""
     code = """if True:
         import numpy as np
-        from batchframe.checkpoint.lookup import SeenHashes, hashes
+        from batchframe.checkpoint.hashes import SeenHashes, hashes
 
         def mib(field):
             for line in open("/proc/self/status"):

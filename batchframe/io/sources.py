@@ -30,6 +30,8 @@ import pyarrow as pa
 
 from .text import csv_scanner, csv_tables, jsonl_scan, jsonl_tables
 from ..exceptions import ConfigError
+from ..records import RowBatch
+from ..rows.keys import index_keys, position_keys
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
            ".pq": "parquet"}
@@ -215,6 +217,34 @@ def to_frame(table: pa.Table, start: int = 0) -> pd.DataFrame:
     df = table.to_pandas(types_mapper=_INT_PANDAS.get, ignore_metadata=True)
     df.index = pd.RangeIndex(start, start + len(df))
     return df
+
+
+class FileRows:
+    """A scanned input as a run's source: ``RowBatch``es of ``batch_rows`` rows (pandas frames for the
+    rows stage, the Arrow table kept for the sink), keyed by position or by ``id_col``."""
+
+    def __init__(self, source: Source, *, batch_rows: int, id_col: str | None = None) -> None:
+        self.source, self.batch_rows, self.id_col = source, batch_rows, id_col
+        self.rows = source.rows
+        self.columns = source.columns
+
+    def batches(self) -> Iterator[RowBatch]:
+        start = 0
+        for table in self.source.batches(self.batch_rows):
+            yield self._batch(table, start)
+            start += table.num_rows
+
+    def _batch(self, table: pa.Table, start: int) -> RowBatch:
+        frame = to_frame(table, start)
+        keys = (index_keys(pd.Index(frame[self.id_col])) if self.id_col is not None
+                else position_keys(start, len(frame)))
+        return RowBatch(start, frame, keys, table)
+
+    def empty(self) -> RowBatch:
+        return self._batch(self.source.schema.empty_table(), 0)
+
+    def fingerprint(self) -> dict:
+        return self.source.fingerprint()
 
 
 def read_table(path: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:

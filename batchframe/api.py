@@ -5,18 +5,13 @@ them). A thin shell: the options are resolved by ``pipeline.options.resolve``, t
 from __future__ import annotations
 
 import inspect
-import logging
-import sys
 from typing import Any, Callable
 
 import pandas as pd
 
-from .exceptions import BudgetExceeded, RunInterrupted
 from .io.frames import FrameSource, FrameSink
+from .pipeline.deliver import deliver
 from .pipeline.options import RunOptions, resolve
-from .pipeline.signals import interactive
-
-log = logging.getLogger("batchframe")
 
 
 def complete(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) -> pd.DataFrame:
@@ -69,32 +64,10 @@ def run_frame(df: pd.DataFrame, opts: RunOptions, *, on_engine: Callable[[Any], 
     sink = FrameSink(df, parse)
     outcome = Run(opts, source, sink, on_engine=on_engine).run()
     out = sink.frame()
-    summary = outcome.summary
     if parse is not None:
-        summary.parse_errors = parse.errors
-    out.attrs["batchframe"] = summary.as_dict()
-    if opts.progress:
-        print(summary.render(), file=sys.stderr)
-    else:
-        for line in summary.render().splitlines()[1:]:
-            if "WARNING" in line:
-                log.warning("batchframe:%s", line.replace("  WARNING:", ""))
-    if outcome.error is not None:
-        outcome.error.partial = out
-        raise outcome.error
-    if outcome.stop == "interrupted":
-        where = (f" (checkpoint {opts.checkpoint!r})" if opts.checkpoint
-                 else " (no checkpoint: pass checkpoint= to keep them)")
-        msg = (f"interrupted: {summary.ok + summary.failed} rows finished, {summary.pending} pending"
-               f"{where}. Rerun the same call to resume.")
-        if opts.on_interrupt == "raise" or (opts.on_interrupt == "auto" and not interactive()):
-            raise RunInterrupted(msg, partial=out)
-        log.warning("%s", msg)
-    if outcome.stop in ("budget", "deadline") and opts.on_budget == "raise":
-        what = "max_cost" if outcome.stop == "budget" else "deadline_s"
-        raise BudgetExceeded(f"{what} reached: {summary.pending} rows pending; rerun the same call (with "
-                             f"a larger {what}) to resume", code=outcome.stop, partial=out)
-    return out
+        outcome.summary.parse_errors = parse.errors
+    out.attrs["batchframe"] = outcome.summary.as_dict()
+    return deliver(outcome, opts, out)
 
 
 def estimate(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) -> Any:

@@ -10,8 +10,7 @@ for a megabyte and then holds text would fail halfway through a run) and to coun
 ``Source.batches(n)`` then yields ``pyarrow.Table`` batches of ``n`` rows (the last one shorter), in
 file and row order, all with the source's schema; ``to_frame`` turns one into pandas the same way
 whatever the batch holds (integers and booleans as nullable Int64 / boolean: a batch without nulls
-and one with nulls give the same dtype). ``read_table`` is the whole input as one frame, built from
-the same batches: what ``complete()`` gets handed when a test compares it with the streaming run.
+and one with nulls give the same dtype). ``FileRows`` hands the batches to a run as its source.
 
 Type rules for text formats: a CSV column is int64, float64, bool or else text (dates stay text, as
 in ``pandas.read_csv``); only an empty field is null. A JSONL field keeps its JSON type, int and
@@ -245,24 +244,3 @@ class FileRows:
 
     def fingerprint(self) -> dict:
         return self.source.fingerprint()
-
-
-def read_table(path: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:
-    """The whole input as one frame, read exactly as the streaming run reads it."""
-    src = open_source(path, fmt)
-    tables = list(src.batches(1 << 20))
-    table = pa.concat_tables(tables) if tables else src.schema.empty_table()
-    return to_frame(table)
-
-
-def write_table(df: pd.DataFrame, path: str | os.PathLike, fmt: str | None = None) -> None:
-    """Write a whole frame atomically, as the streaming run writes it (see ``_io_write``)."""
-    from .sinks import TableWriter
-
-    p = Path(path)
-    writer = TableWriter(p, fmt or format_of(p))
-    try:
-        writer.write_frame(df)
-        writer.commit()
-    finally:
-        writer.abort()

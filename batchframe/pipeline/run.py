@@ -148,7 +148,7 @@ class Run:
         self.progress = Progress(total=self.source.rows, initial=0, enabled=opts.progress,
                                  currency=summary.currency)
         if opts.max_cost is not None:
-            self.budget = Budget(opts.max_cost, opts.prices, opts.spec.params)
+            self.budget = Budget(opts.max_cost, opts.prices, opts.spec.params, opts.spec.model)
         self._open(first)
 
         def tick(stats: EngineStats) -> None:

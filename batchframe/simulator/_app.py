@@ -42,7 +42,8 @@ class SimHandler:
         self.stats.finish(status, code)
         headers = {"x-request-id": request_id}
         if status == 429 and self.config.retry_after_s is not None:
-            headers["Retry-After"] = f"{self.config.retry_after_s:g}"
+            wait = self.config.retry_after_s  # as a server writes it: digits, never "1e+09"
+            headers["Retry-After"] = str(int(wait)) if float(wait).is_integer() else repr(float(wait))
         payload = {"error": {"code": code, "message": message, "type": type_, "param": None},
                    "request_id": request_id}
         return _Answered(web.Response(status=status, body=orjson.dumps(payload),

@@ -155,6 +155,26 @@ def test_error_rules(http: httpx2.Client) -> None:
         assert sim.stats()["by_code"] == {"AccessDenied": 1, "Arrearage": 1}
 
 
+def test_error_rule_echoes_the_authorization_header(http: httpx2.Client) -> None:
+    """A careless server echoing the key: the simulator can play one, for the no-leak tests."""
+    rules = (ErrorRule("echo", 400, "InvalidParameter", "Bad request.", echo_authorization=True),
+             ErrorRule("both", 401, "InvalidApiKey", "Invalid key.", echo_authorization=True,
+                       echo_authorization_in_request_id=True))
+    with Simulator(error_rules=rules) as sim:
+        auth = {"Authorization": "Bearer sk-secret-123"}
+        response = post(http, sim, body("echo this"), headers=auth)
+        assert error_of(response)["message"] == "Bad request. (Authorization: Bearer sk-secret-123)"
+        assert "sk-secret" not in response.headers["x-request-id"]
+        response = post(http, sim, body("both"), headers=auth)
+        assert response.status_code == 401 and "sk-secret-123" in error_of(response)["message"]
+        assert response.headers["x-request-id"] == "Bearer sk-secret-123"
+        client = openai.OpenAI(base_url=sim.base_url, api_key="sk-via-sdk", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as caught:
+            client.chat.completions.create(**body("both"))
+        assert "sk-via-sdk" in str(caught.value) and caught.value.request_id == "Bearer sk-via-sdk"
+        assert post(http, sim, body("plain")).status_code == 200
+
+
 def test_api_key(http: httpx2.Client) -> None:
     with Simulator(api_key="sk-right") as sim:
         client = openai.OpenAI(base_url=sim.base_url, api_key="sk-wrong", max_retries=0)
@@ -387,6 +407,8 @@ def test_config_is_frozen_and_keyword_only() -> None:
         SimConfig(1)  # type: ignore[misc]
     with pytest.raises(ValueError):
         ErrorRule("", 200, "x", "y")
+    with pytest.raises(ValueError):
+        ErrorRule("", 400, "x", "y", echo_authorization="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         Simulator(not_a_field=1)
 

@@ -43,6 +43,9 @@ class ErrorRule:
     """Answer every request whose messages contain ``match`` (every request if ``""``) with an error.
 
     Deterministic, not random: used to force run-fatal answers (``Arrearage``, ``AccessDenied``, ...).
+    ``echo_authorization`` appends the request's Authorization header to the message, and
+    ``echo_authorization_in_request_id`` sends it as the request id (the ``x-request-id`` header and the
+    body's ``request_id``): a careless server echoing the key, for tests that it never leaks.
     """
 
     match: str
@@ -50,6 +53,8 @@ class ErrorRule:
     code: str
     message: str
     type: str = "invalid_request_error"
+    echo_authorization: bool = False
+    echo_authorization_in_request_id: bool = False
 
     def __post_init__(self) -> None:
         _check(isinstance(self.match, str), "ErrorRule.match must be a string")
@@ -58,6 +63,8 @@ class ErrorRule:
         _check(isinstance(self.code, str) and bool(self.code), "ErrorRule.code must be a non-empty string")
         _check(isinstance(self.message, str), "ErrorRule.message must be a string")
         _check(isinstance(self.type, str), "ErrorRule.type must be a string")
+        for name in ("echo_authorization", "echo_authorization_in_request_id"):
+            _check(isinstance(getattr(self, name), bool), f"ErrorRule.{name} must be a bool")
 
 
 @dataclass(frozen=True, kw_only=True)

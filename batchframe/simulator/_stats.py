@@ -39,6 +39,7 @@ class Stats:
             self._attempts: dict[bytes, int] = {}
             self._wins: dict[bytes, int] = {}
             self._per_prompt: dict[str, int] = {}
+            self._billed_per_prompt: dict[str, int] = {}
             self._successes = 0
             self._prompt_tokens = self._completion_tokens = self._reasoning_tokens = 0
             self._peak_pending = sum(self._pending.values())
@@ -98,15 +99,20 @@ class Stats:
             if code:
                 self._by_code[code] = self._by_code.get(code, 0) + 1
 
-    def success(self, key: bytes, usage: Usage) -> None:
-        """Record a billed 200 answer to the body ``key``."""
+    def success(self, key: bytes, usage: Usage, prompt: str) -> None:
+        """Record a billed 200 answer to the body ``key`` (whose last user message is ``prompt``)."""
         with self._lock:
             self._by_status[200] = self._by_status.get(200, 0) + 1
             self._successes += 1
-            self._wins[key] = self._wins.get(key, 0) + 1
-            self._prompt_tokens += usage.prompt_tokens
-            self._completion_tokens += usage.completion_tokens
-            self._reasoning_tokens += usage.reasoning_tokens
+            self._bill(key, usage, prompt)
+
+    def _bill(self, key: bytes, usage: Usage, prompt: str) -> None:
+        """Count one billed answer (the lock is held)."""
+        self._wins[key] = self._wins.get(key, 0) + 1
+        self._billed_per_prompt[prompt] = self._billed_per_prompt.get(prompt, 0) + 1
+        self._prompt_tokens += usage.prompt_tokens
+        self._completion_tokens += usage.completion_tokens
+        self._reasoning_tokens += usage.reasoning_tokens
 
     def snapshot(self) -> dict[str, Any]:
         """A plain-dict copy of the counters (JSON-serialisable apart from the int keys of by_status)."""
@@ -122,6 +128,7 @@ class Stats:
                 "distinct_successes": distinct,
                 "duplicate_successes": self._successes - distinct,
                 "attempts_per_prompt": dict(self._per_prompt),
+                "billed_per_prompt": dict(self._billed_per_prompt),
                 "pending": sum(self._pending.values()),
                 "peak_pending": self._peak_pending,
                 "peak_pending_per_model": dict(self._peak_per_model),

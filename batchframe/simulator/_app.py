@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ._completion import completion
 from ._config import SimConfig
 from ._draw import Draw, body_key
-from ._responder import default_responder, last_user_text
+from ._outputs import Composer
+from ._responder import last_user_text
 from ._rules import RATE_MESSAGE, ChatError, Rules, fault_error
 from ._stats import STATUS_CLIENT_CLOSED, STATUS_NO_ANSWER, Stats
 _JSON = "application/json"
@@ -35,7 +35,7 @@ class SimHandler:
         self.config = config
         self.stats = stats
         self.rules = Rules(config)
-        self.responder = config.responder or default_responder
+        self.composer = Composer(config)
 
     def error(self, status: int, code: str, message: str, type_: str, request_id: str) -> _Answered:
         """Record an error answer and build the exception carrying its response."""
@@ -85,7 +85,8 @@ class SimHandler:
                              "invalid_request_error", str(uuid.uuid4()))
         key = body_key(body)
         messages = body.get("messages")
-        draw = Draw(config.seed, key, self.stats.attempt(key, last_user_text(messages)))
+        attempt = self.stats.attempt(key, last_user_text(messages))
+        draw = Draw(config.seed, key, attempt)
         rid = draw.request_id
         try:
             model, text = rules.check(body, request.headers.get("Authorization"))
@@ -108,7 +109,7 @@ class SimHandler:
             raise self.error(429, "limit_requests", "Too many pending requests for this model, please "
                              "retry later.", "requests", rid)
         try:
-            return await self.serve(request, body, draw, fault, thinking, prompt, key)
+            return await self.serve(request, body, draw, fault, thinking, prompt, (key, attempt))
         except asyncio.CancelledError:
             self.stats.finish(STATUS_CLIENT_CLOSED, "client_closed")
             raise
@@ -116,7 +117,7 @@ class SimHandler:
             self.stats.leave(model)
 
     async def serve(self, request: web.Request, body: dict[str, Any], draw: Draw, fault: str | None,
-                    thinking: bool, prompt: int, key: bytes) -> web.StreamResponse:
+                    thinking: bool, prompt: int, seen: tuple[bytes, int]) -> web.StreamResponse:
         """Wait in the simulated queue, then answer (or fail) an admitted request."""
         config, rid = self.config, draw.request_id
         wait = config.hang_s if draw.hangs(config) else draw.latency(config)
@@ -129,8 +130,9 @@ class SimHandler:
             return self.close(request, "connection_dropped")
         if fault == "error_500":
             raise self.refuse(fault_error(fault), rid)  # type: ignore[arg-type]
-        answer_body, usage = completion(body, self.responder(body), thinking=thinking, prompt=prompt,
-                                        completion_id=rid)
+        key, attempt = seen
+        answer_body, usage = self.composer.answer(body, seed=config.seed, key=key, attempt=attempt,
+                                                  thinking=thinking, prompt=prompt, completion_id=rid)
         payload = orjson.dumps(answer_body)
         if fault == "bad_body":
             self.stats.finish(200, "bad_body")

@@ -76,6 +76,12 @@ class SimConfig:
     per-attempt probabilities; the six fault rates together must not exceed 1. ``max_pending`` is per
     model, ``max_qps`` per account (both ``None`` = no cap). ``responder`` replaces the default
     answer text: ``(request body) -> str``.
+
+    What a completion returns (``_outputs.py``): ``max_n`` caps ``n``; ``sample_flip_rate`` is the chance
+    that a choice after the first picks another label; the markers, found in the messages, break JSON
+    answers until repaired (``bad_json_marker``: unparseable; ``bad_schema_marker``: breaks its schema),
+    break tool-call arguments (``bad_arguments_marker``) or answer in text despite ``tools``
+    (``no_tool_marker``, with ``tool_choice`` "auto"). ``None`` turns a marker off.
     """
 
     seed: int = 0
@@ -103,6 +109,13 @@ class SimConfig:
     error_rules: tuple[ErrorRule, ...] = ()
     max_input_tokens: int | None = None
     responder: Callable[[dict[str, Any]], str] | None = None
+    # what a completion returns beyond one text answer (see _outputs.py)
+    max_n: int = 4
+    sample_flip_rate: float = 0.25
+    bad_json_marker: str | None = "[[badjson]]"
+    bad_schema_marker: str | None = "[[badschema]]"
+    bad_arguments_marker: str | None = "[[badargs]]"
+    no_tool_marker: str | None = "[[notool]]"
 
     def __post_init__(self) -> None:
         _check(_is_int(self.seed), f"seed must be an int, got {self.seed!r}")
@@ -133,6 +146,7 @@ class SimConfig:
                or (isinstance(self.moderation_marker, str) and bool(self.moderation_marker)),
                "moderation_marker must be a non-empty string or None")
         _check(self.responder is None or callable(self.responder), "responder must be callable or None")
+        self._check_outputs()
 
     def _normalise(self) -> None:
         """Turn list-like fields into tuples / a plain dict, validating their items."""
@@ -148,6 +162,15 @@ class SimConfig:
         rules = tuple(self.error_rules)
         _check(all(isinstance(rule, ErrorRule) for rule in rules), "error_rules must hold ErrorRule objects")
         object.__setattr__(self, "error_rules", rules)
+
+    def _check_outputs(self) -> None:
+        _check(_is_int(self.max_n) and self.max_n >= 1, f"max_n must be an int >= 1, got {self.max_n!r}")
+        _check(_is_number(self.sample_flip_rate) and 0 <= self.sample_flip_rate <= 1,
+               f"sample_flip_rate must be within [0, 1], got {self.sample_flip_rate!r}")
+        for name in ("bad_json_marker", "bad_schema_marker", "bad_arguments_marker", "no_tool_marker"):
+            value = getattr(self, name)
+            _check(value is None or (isinstance(value, str) and bool(value)),
+                   f"{name} must be a non-empty string or None")
 
     def fault_rates(self) -> tuple[float, ...]:
         """The per-attempt probability of each fault in :data:`FAULTS`, in that order."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._completion import prompt_tokens
 from ._config import SimConfig
+from ._outputs import check_output_params
 from ._responder import json_mode, message_text
 
 RATE_MESSAGE = "Requests rate limit exceeded, please try again later."
@@ -71,6 +72,9 @@ class Rules:
             value = body.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise invalid(f"The parameter `{name}` must be a positive integer.")
+        problem = check_output_params(body, self.config)
+        if problem is not None:
+            raise invalid(problem)
         return "\n".join(message_text(m.get("content")) for m in messages)
 
     def apply_error_rules(self, text: str, authorization: str | None) -> None:

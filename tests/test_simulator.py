@@ -392,6 +392,10 @@ def test_spawned_simulator_holds_2000_concurrent_connections() -> None:
     {"max_qps": 0}, {"burst_limit": 2.5}, {"models": []}, {"thinking_models": {"qwen-plus": "yes"}},
     {"error_rules": ("x",)}, {"moderation_marker": ""}, {"responder": "text"}, {"api_key": ""},
     {"latency_s": float("nan")}, {"retry_after_s": -1}, {"max_input_tokens": 0},
+    {"max_n": 0}, {"sample_flip_rate": 1.5}, {"bad_json_marker": ""}, {"no_tool_marker": 3},
+    {"batch_max_lines": 0}, {"batch_max_bytes": 1.5}, {"batch_line_s": -1}, {"batch_hold_lines": -1},
+    {"batch_expire_after_lines": "3"}, {"batch_unfinished": "drop"}, {"batch_error_line_style": "x"},
+    {"batch_failed_in_output_rate": 2}, {"on_batch_created_marker": ""}, {"stall_batch_creates": -1},
 ])
 def test_config_validation(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -411,6 +415,19 @@ def test_config_is_frozen_and_keyword_only() -> None:
         ErrorRule("", 400, "x", "y", echo_authorization="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         Simulator(not_a_field=1)
+
+
+def test_config_pickles_with_every_new_knob(tmp_path: Any) -> None:
+    """Simulator.spawn sends the config pickled: every knob must survive the trip."""
+    import pickle
+
+    config = SimConfig(max_n=8, sample_flip_rate=0.5, bad_json_marker="<bad>", batch_max_lines=10,
+                       batch_line_s=0.01, batch_hold_lines=2, batch_expire_after_lines=5,
+                       batch_unfinished="missing", batch_failed_in_output_rate=0.5,
+                       batch_error_line_style="error", on_batch_created_marker=str(tmp_path / "m"),
+                       stall_batch_creates=1,
+                       error_rules=(ErrorRule("x", 400, "c", "m", echo_authorization=True),))
+    assert pickle.loads(pickle.dumps(config)) == config
 
 
 def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:

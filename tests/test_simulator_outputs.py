@@ -96,7 +96,8 @@ def test_logprobs_shape_and_determinism(client: openai.OpenAI) -> None:
             assert len(entry.top_logprobs) == 3
             assert entry.token in [t.token for t in entry.top_logprobs]
             logprobs = [t.logprob for t in entry.top_logprobs]
-            assert logprobs == sorted(logprobs, reverse=True) and len({t.token for t in entry.top_logprobs}) == 3
+            assert logprobs == sorted(logprobs, reverse=True)
+            assert len({t.token for t in entry.top_logprobs}) == 3
     again = ask(client, "I love this, it is great.", system=False, logprobs=True, top_logprobs=3, n=2)
     # a second arrival is another attempt: other draws, same shape
     assert len(again.choices[0].logprobs.content) == len(answer.choices[0].logprobs.content)

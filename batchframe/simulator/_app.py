@@ -1,9 +1,8 @@
-"""The aiohttp application: ``POST /v1/chat/completions`` as Batch Chat would answer it."""
+"""The aiohttp application: ``POST /v1/chat/completions`` as Batch Chat would answer it, and the rest."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 import uuid
 from typing import Any
@@ -11,13 +10,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ._batch_routes import BatchRoutes
+from ._batches import BatchStore
 from ._config import SimConfig
 from ._draw import Draw, body_key
+from ._files import FileRoutes, FileStore
+from ._http import JSON, error_response, key_matches
 from ._outputs import Composer
 from ._responder import last_user_text
 from ._rules import RATE_MESSAGE, ChatError, Rules, fault_error
 from ._stats import STATUS_CLIENT_CLOSED, STATUS_NO_ANSWER, Stats
-_JSON = "application/json"
 
 
 class _Answered(Exception):
@@ -61,17 +63,17 @@ class SimHandler:
             return answered.response
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "batchframe-simulator"}
                 for m in self.config.models]
-        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=_JSON)
+        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON)
 
     async def stats_view(self, request: web.Request) -> web.Response:
         """``GET /_sim/stats``: the counters as JSON."""
         return web.Response(body=orjson.dumps(self.stats.snapshot(), option=orjson.OPT_NON_STR_KEYS),
-                            content_type=_JSON)
+                            content_type=JSON)
 
     async def reset_view(self, request: web.Request) -> web.Response:
         """``POST /_sim/reset``: zero the counters."""
         self.stats.reset()
-        return web.Response(body=b'{"reset": true}', content_type=_JSON)
+        return web.Response(body=b'{"reset": true}', content_type=JSON)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         config, rules = self.config, self.rules
@@ -139,7 +141,7 @@ class SimHandler:
             payload = payload[: len(payload) // 2]
         else:
             self.stats.success(key, usage, last_user_text(body.get("messages")))
-        return web.Response(body=payload, content_type=_JSON, headers={"x-request-id": rid})
+        return web.Response(body=payload, content_type=JSON, headers={"x-request-id": rid})
 
     def close(self, request: web.Request, code: str) -> web.Response:
         """Close the connection without an answer (the response returned is never sent)."""
@@ -154,32 +156,22 @@ class SimHandler:
                              rid)
 
 
-def key_matches(config: SimConfig, request: web.Request) -> bool:
-    """Whether the request carries the configured key (always, when no key is configured)."""
-    expected = config.api_key
-    if expected is None:
-        return True
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
-
-
-def error_response(status: int, code: str | None, message: str, type_: str, request_id: str, *,
-                   param: str | None = None, retry_after_s: float | None = None) -> web.Response:
-    """An OpenAI-style error answer: ``{"error": {code, message, type, param}, "request_id"}``."""
-    headers = {"x-request-id": request_id}
-    if status == 429 and retry_after_s is not None:
-        headers["Retry-After"] = f"{retry_after_s:g}"
-    payload = {"error": {"code": code, "message": message, "type": type_, "param": param},
-               "request_id": request_id}
-    return web.Response(status=status, body=orjson.dumps(payload), content_type=_JSON, headers=headers)
-
-
 def build_app(config: SimConfig, stats: Stats) -> web.Application:
-    """The simulator's aiohttp application."""
+    """The simulator's aiohttp application: chat, models, files, batches and the ``/_sim`` routes."""
     handler = SimHandler(config, stats)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", handler.chat)
     app.router.add_get("/v1/models", handler.models)
     app.router.add_get("/_sim/stats", handler.stats_view)
     app.router.add_post("/_sim/reset", handler.reset_view)
+    files = FileStore(stats)
+    batches = BatchStore(config, stats, files)
+    FileRoutes(config, files).add_to(app.router)
+    BatchRoutes(config, batches).add_to(app.router)
+
+    async def close_stores(app: web.Application) -> None:
+        await batches.close()
+        files.close()
+
+    app.on_cleanup.append(close_stores)
     return app

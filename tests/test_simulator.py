@@ -441,6 +441,26 @@ def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.api_key == "sk-test" and config.models == ("qwen-plus", "qwen-flash")
     with pytest.raises(SystemExit):
         main(["--api-key-env", "NO_SUCH_VARIABLE_FOR_SURE"])
+    defaults = config_from_args(build_parser().parse_args([]))
+    assert dataclasses.replace(defaults, api_key=None) == SimConfig()  # the CLI's defaults are SimConfig's
+
+
+def test_cli_batch_and_output_knobs() -> None:
+    args = build_parser().parse_args([
+        "--max-n", "6", "--sample-flip-rate", "0.1", "--batch-max-lines", "10", "--batch-max-bytes", "5000",
+        "--batch-test-max-lines", "3", "--batch-validating-s", "0.5", "--batch-line-s", "0.01",
+        "--batch-finalizing-s", "1", "--batch-hold-lines", "2", "--batch-expire-after-lines", "none",
+        "--batch-unfinished", "missing", "--batch-failed-in-output-rate", "0.2",
+        "--batch-error-line-style", "error", "--on-batch-created-marker", "/tmp/m", "--stall-batch-creates", "1"])
+    config = config_from_args(args)
+    assert (config.max_n, config.sample_flip_rate, config.batch_max_lines, config.batch_max_bytes,
+            config.batch_test_max_lines) == (6, 0.1, 10, 5000, 3)
+    assert (config.batch_validating_s, config.batch_line_s, config.batch_finalizing_s) == (0.5, 0.01, 1.0)
+    assert (config.batch_hold_lines, config.batch_expire_after_lines, config.batch_unfinished) == (2, None, "missing")
+    assert (config.batch_failed_in_output_rate, config.batch_error_line_style) == (0.2, "error")
+    assert (config.on_batch_created_marker, config.stall_batch_creates) == ("/tmp/m", 1)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--batch-unfinished", "drop"])
 
 
 def test_cli_serves_until_signalled() -> None:

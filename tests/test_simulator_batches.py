@@ -427,3 +427,62 @@ def test_spawned_simulator_serves_batches_and_controls(tmp_path: Path) -> None:
         with httpx2.Client(trust_env=False) as http:
             hold = sim.base_url.removesuffix("/v1") + "/_sim/batches/hold?after_lines=x"
             assert http.post(hold).status_code == 400
+
+
+# ---------------------------------------------------------------- timings (never waited out: cut short)
+
+
+def test_slow_lines_show_honest_counts_and_a_cancel_cuts_the_wait() -> None:
+    with Simulator(batch_line_s=3600) as sim:  # one line, then an hour before the next
+        client = sdk(sim)
+        batch = submit(client, [line(i) for i in range(3)])
+        wait_until(lambda: client.batches.retrieve(batch.id).request_counts.completed == 1)
+        assert client.batches.retrieve(batch.id).status == "in_progress"
+        client.batches.cancel(batch.id)
+        batch = wait_for(client, batch.id)
+        assert batch.status == "cancelled" and len(read(client, batch.output_file_id)) == 1
+
+
+def test_finalizing_shows_full_counts_before_the_files() -> None:
+    with Simulator(batch_finalizing_s=3600) as sim:
+        client = sdk(sim)
+        batch = wait_for(client, submit(client, [line(i) for i in range(4)]).id, ("finalizing",))
+        assert batch.request_counts.completed == 4 and batch.output_file_id is None and batch.finalizing_at
+        client.batches.cancel(batch.id)
+        batch = wait_for(client, batch.id)
+        assert batch.status == "cancelled" and len(read(client, batch.output_file_id)) == 4
+
+
+_CLIENT = """
+import io, sys, time, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="x", max_retries=0)
+line = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "qwen-plus", ' \\
+       b'"messages": [{"role": "user", "content": "Great."}]}}\\n'
+uploaded = client.files.create(file=("in.jsonl", io.BytesIO(line)), purpose="batch")
+client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+                      metadata={"ds_name": "killed-run"})
+time.sleep(600)  # would record the id here; killed first
+"""
+
+
+def test_kill_the_client_right_after_the_first_batch_is_created(tmp_path: Path) -> None:
+    """How a crash test uses the marker: wait for the file, kill -9 the client, look for the batch."""
+    import signal
+    import subprocess
+    import sys
+
+    marker = tmp_path / "created.txt"
+    with Simulator(on_batch_created_marker=str(marker), batch_hold_lines=0) as sim:
+        proc = subprocess.Popen([sys.executable, "-c", _CLIENT, sim.base_url])
+        try:
+            wait_until(lambda: marker.exists() and marker.read_text().endswith("\n"), timeout=60)
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            proc.kill()
+            proc.wait()
+        (created,) = marker.read_text().splitlines()
+        (found,) = sdk(sim).batches.list(extra_query={"ds_name": "killed-run"}).data
+        assert found.id == created
+        assert wait_for(sdk(sim), created, ("in_progress",)).request_counts.completed == 0  # held
+        assert sim.stats()["batches_created"] == 1

@@ -28,7 +28,7 @@ from batchframe.checkpoint.store import (
 from batchframe.checkpoint.read import read_rows
 from batchframe.rows.keys import key_of
 from batchframe.records import RESULT_COLUMNS, Result
-from batchframe.exceptions import CheckpointError, CheckpointLocked
+from batchframe import CheckpointError, CheckpointLocked
 
 StoredRow = collections.namedtuple("StoredRow", "rid status error_code error", defaults=[None])
 

@@ -23,7 +23,7 @@ from batchframe.rows.messages import OneTurn, row_messages, row_texts
 from batchframe.records import Result
 from batchframe.rows.requests import RequestSpec, user_messages
 from batchframe.checkpoint.reuse import Reuse, Reused
-from batchframe.exceptions import ConfigError
+from batchframe import ConfigError
 
 from conftest import frame
 

@@ -31,7 +31,7 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 def _check_output(args: argparse.Namespace, source: _io.Source, out: Path, ckpt: str | None,
                   meta: dict) -> str:
-    fmt = _io.format_of(out, args.output_format) if not out.is_dir() else None
+    fmt = _io.format_of(out, args.output_format, flag="--output-format") if not out.is_dir() else None
     if fmt is None:
         raise ConfigError(f"output {out} is a directory: give a file name ending in .csv, .tsv, .jsonl or .parquet")
     real = str(out.resolve())

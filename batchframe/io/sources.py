@@ -40,7 +40,7 @@ _INT_PANDAS = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(
                pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
-def format_of(path: str | os.PathLike, given: str | None = None) -> str:
+def format_of(path: str | os.PathLike, given: str | None = None, *, flag: str = "--format") -> str:
     if given:
         if given not in set(FORMATS.values()):
             raise ConfigError(f"unknown format {given!r}; use one of csv, tsv, jsonl, parquet")
@@ -56,7 +56,7 @@ def format_of(path: str | os.PathLike, given: str | None = None) -> str:
     ext = p.suffix.lower()
     if ext not in FORMATS:
         raise ConfigError(f"{path}: unknown format {ext or '(no extension)'!r}; "
-                          "use .csv, .tsv, .jsonl or .parquet, or pass --format")
+                          f"use .csv, .tsv, .jsonl or .parquet, or pass {flag}")
     return FORMATS[ext]
 
 

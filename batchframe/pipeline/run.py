@@ -101,17 +101,13 @@ class Run:
                         "..., 'output': ...})", self.opts.spec.model, self.opts.spec.endpoint or self.opts.spec.base_url)
         with serve(self.opts) as opts:
             self.opts = opts
-            engine, transport = open_engine(opts)  # before the checkpoint: a broken wire leaves none behind
             clean = False
             try:
                 self._open_store()
-                if self.on_engine is not None:
-                    self.on_engine(engine)
-                outcome = self._loop(engine, first, started)
+                outcome = self._loop(first, started)
                 clean = outcome.stop not in ("interrupted", "fatal")
-            finally:
-                transport.close()  # idempotent: also when the loop never started
-                if self.store is not None:  # after Ctrl-C or a crash: save, don't spend seconds merging
+            finally:  # after Ctrl-C or a crash: save, don't spend seconds merging; a run that failed
+                if self.store is not None:  # before storing anything leaves no checkpoint behind
                     self.store.close(compact=clean and self.store_options.get("compact", True),
                                      discard_unused=not clean)
         return outcome
@@ -141,7 +137,7 @@ class Run:
         self.reuse = Reuse(self.store.path, opts.retry_failed, whole=self.source.batch_rows >= self.source.rows,
                            on_corrupt=self.store.quarantine)
 
-    def _loop(self, engine: Any, first: tuple | None, started: float) -> Outcome:
+    def _loop(self, first: tuple | None, started: float) -> Outcome:
         opts, summary = self.opts, self.summary
         self.window = Window(store=self.store, reuse=self.reuse, dedupe=opts.dedupe,
                              remember=max(self.source.batch_rows, 10_000))
@@ -150,6 +146,22 @@ class Run:
         if opts.max_cost is not None:
             self.budget = Budget(opts.max_cost, opts.prices, opts.spec.params, opts.spec.model)
         self._open(first)
+        while not self.window.queue and not self._exhausted and self.window.open_rows < self.window_rows:
+            self._open(self._read())  # look ahead for something to send (a resumed run may have nothing)
+        if not self.window.queue and not self.window.inflight and self._exhausted:
+            self.progress.close()  # every row answered already: no wire, no loop, nothing started
+            summary.finish_engine(EngineStats(), None)
+            return self._finish(Outcome(summary), started)
+        engine, transport = open_engine(opts)
+        try:
+            if self.on_engine is not None:
+                self.on_engine(engine)
+            return self._finish(self._send(engine, started), started)
+        finally:
+            transport.close()  # idempotent: also when the loop never started
+
+    def _send(self, engine: Any, started: float) -> Outcome:
+        opts, summary = self.opts, self.summary
 
         def tick(stats: EngineStats) -> None:
             self.progress.tick(stats.limit, stats.in_flight)
@@ -171,8 +183,11 @@ class Run:
             self.progress.close()
         summary.finish_engine(engine.stats, signals.received)
         stop = "fatal" if fatal is not None else summary.stop_reason
-        outcome = Outcome(summary, stop=stop, error=fatal)
-        if stop not in ("interrupted", "fatal") or self.sink.partial:
+        return Outcome(summary, stop=stop, error=fatal)
+
+    def _finish(self, outcome: Outcome, started: float) -> Outcome:
+        """Every row to the sink (a stopped run: what a file sink must not get is not written)."""
+        if outcome.stop not in ("interrupted", "fatal") or self.sink.partial:
             for b in self.window.drain():
                 self._write(b)
             while not self._exhausted:  # the rest of the input: pending, or answered by the checkpoint

@@ -96,6 +96,8 @@ def prepare(frame: pd.DataFrame, keys: Sequence[str], plan: RowPlan, spec: Reque
 
 def _invalid(rids: list, texts: list, errors: dict, messages: OneTurn) -> None:
     """Rows whose text could not be hashed (not valid Unicode) send nothing and fail on their own."""
+    if rids.count(None) == texts.count(None):  # C speed: the usual case, every text hashed
+        return
     for pos, (rid, text) in enumerate(zip(rids, texts)):
         if rid is None and text is not None:
             errors[pos] = _invalid_error()

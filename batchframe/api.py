@@ -61,7 +61,7 @@ def run_frame(df: pd.DataFrame, opts: RunOptions, *, on_engine: Callable[[Any], 
     source = FrameSource(df)
     parse = (Parse(opts.structured, opts.names, nested="object")
              if opts.structured is not None and opts.structured.parse else None)
-    sink = FrameSink(df, parse)
+    sink = FrameSink(df, parse, opts.names["tool_calls"] if "tool_calls" in opts.outputs else None)
     outcome = Run(opts, source, sink, on_engine=on_engine).run()
     out = sink.frame()
     if parse is not None:

@@ -57,6 +57,10 @@ class Reply:
     reasoning_tokens: int | None = None
     model: str | None = None
     latency_s: float | None = None
+    responses: tuple | None = None      # with n > 1: every choice's text, in order
+    logprobs: list | None = None        # per choice: [{token, logprob, top_logprobs: [{token, logprob}]}]
+    tool_calls: str | None = None       # JSON text: [{id, name, arguments}] (arguments as sent)
+    bad_usage: tuple[str, ...] = ()     # usage fields the server sent malformed (dropped)
 
     @property
     def ok(self) -> bool:
@@ -87,6 +91,11 @@ class Result:
     latency_s: float | None = None
     request_id: str | None = None
     model: str | None = None
+    responses: tuple | None = None
+    logprobs: list | None = None
+    tool_calls: str | None = None
+    repairs: int = 0                    # follow-up turns that asked again for a broken JSON answer
+    bad_usage: tuple[str, ...] = ()     # not stored: the run says once that some counts were unknown
 
     @classmethod
     def from_reply(cls, rid: str, reply: Reply, attempts: int) -> "Result":
@@ -104,6 +113,10 @@ class Result:
             latency_s=reply.latency_s,
             request_id=reply.request_id,
             model=reply.model,
+            responses=reply.responses,
+            logprobs=reply.logprobs,
+            tool_calls=reply.tool_calls,
+            bad_usage=reply.bad_usage,
         )
 
     @classmethod
@@ -147,3 +160,18 @@ RESULT_COLUMNS: dict[str, str] = {
     "request_id": "string",
     "cost": "Float64",
 }
+
+# Columns of what else a completion returns, in the checkpoint always (null where empty), in a result
+# only when their option is used: ``n`` (responses), ``logprobs`` (logprobs), ``tools`` (tool_calls),
+# ``max_repairs`` (repairs). Fixed shapes are native Arrow types; free-form JSON (tool calls) is text.
+OUTPUT_COLUMNS: tuple[str, ...] = ("responses", "logprobs", "tool_calls", "repairs")
+
+
+def output_arrow_types() -> dict:
+    import pyarrow as pa
+
+    top = pa.struct([("token", pa.large_string()), ("logprob", pa.float64())])
+    token = pa.struct([("token", pa.large_string()), ("logprob", pa.float64()),
+                       ("top_logprobs", pa.list_(top))])
+    return {"responses": pa.list_(pa.large_string()), "logprobs": pa.list_(pa.list_(token)),
+            "tool_calls": pa.large_string(), "repairs": pa.int64()}

@@ -27,7 +27,7 @@ from batchframe.checkpoint.store import (
 )
 from batchframe.checkpoint.read import read_rows
 from batchframe.rows.keys import key_of
-from batchframe.records import RESULT_COLUMNS, Result
+from batchframe.records import OUTPUT_COLUMNS, RESULT_COLUMNS, Result
 from batchframe import CheckpointError, CheckpointLocked
 
 StoredRow = collections.namedtuple("StoredRow", "rid status error_code error", defaults=[None])
@@ -440,10 +440,10 @@ def test_fixed_schema_with_all_null_columns(tmp_path):
         store.close(compact=False)
     schemas = [pq.read_schema(path / p) for p in parts(path)]
     assert len(schemas) == 3 and all(s.equals(F.schema(), check_metadata=False) for s in schemas)
-    assert schemas[0].names == ["key", "rid", "seq", "written_at", *RESULT_COLUMNS]
+    assert schemas[0].names == ["key", "rid", "seq", "written_at", *RESULT_COLUMNS, *OUTPUT_COLUMNS]
     assert str(schemas[0].field("written_at").type) == "timestamp[us, tz=UTC]"
     df = load_checkpoint(path)
-    assert list(df.columns) == ["key", "label", "rid", *RESULT_COLUMNS, "written_at"]
+    assert list(df.columns) == ["key", "label", "rid", *RESULT_COLUMNS, *OUTPUT_COLUMNS, "written_at"]
     for name, dtype in RESULT_COLUMNS.items():
         assert df[name].dtype == pd.api.types.pandas_dtype(dtype), name
     assert df["label"].dtype == object and str(df["written_at"].dtype) == "datetime64[us, UTC]"
@@ -512,9 +512,9 @@ def test_empty_checkpoint_loads_typed_and_empty(tmp_path):
     path = tmp_path / "ck"
     CheckpointStore(path).open().close()
     df = load_checkpoint(path)
-    assert len(df) == 0 and list(df.columns) == ["key", "label", "rid", *RESULT_COLUMNS, "written_at"]
+    assert len(df) == 0 and list(df.columns) == ["key", "label", "rid", *RESULT_COLUMNS, *OUTPUT_COLUMNS, "written_at"]
     assert checkpoint_summary(path)["rows"] == 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         raw = pd.read_parquet(path)
-    assert len(raw) == 0 and list(raw.columns) == ["key", "rid", "seq", "written_at", *RESULT_COLUMNS]
+    assert len(raw) == 0 and list(raw.columns) == ["key", "rid", "seq", "written_at", *RESULT_COLUMNS, *OUTPUT_COLUMNS]

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .meta import FORMAT_VERSION, META, fsync_dir  # noqa: F401  (re-exported)
-from ..records import RESULT_COLUMNS, Result
+from ..records import OUTPUT_COLUMNS, RESULT_COLUMNS, Result, output_arrow_types
 
 log = logging.getLogger("batchframe")
 
@@ -41,8 +41,9 @@ PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
 JOURNAL_PREFIX, JOURNAL_SUFFIX = "_journal-", ".jsonl"
 CORRUPT_PREFIX = ".corrupt-"
 
-# Columns of RESULT_COLUMNS read off the Result; the others ("cost") come from write()'s arguments.
-STORED = tuple(n for n in RESULT_COLUMNS if n in Result.__dataclass_fields__)
+# Columns read off the Result (the result columns, then what else a completion returns); the others
+# ("cost") come from write()'s arguments.
+STORED = tuple(n for n in RESULT_COLUMNS if n in Result.__dataclass_fields__) + OUTPUT_COLUMNS
 EXTRA = tuple(n for n in RESULT_COLUMNS if n not in STORED)
 # The order of a row tuple (in memory) and of a journal line's fields.
 ROW_NAMES = ("key", "rid", "seq", "written_at") + STORED + EXTRA
@@ -70,10 +71,12 @@ def schema() -> pa.Schema:
     """The fixed schema of every part, with pandas metadata so a raw read restores nullable dtypes."""
     import pandas as pd
 
-    dtypes = {**_BASE_DTYPES, **RESULT_COLUMNS}
+    dtypes = {**_BASE_DTYPES, **RESULT_COLUMNS, **{name: "object" for name in OUTPUT_COLUMNS}}
+    dtypes["repairs"] = "Int64"
     empty = pd.DataFrame({name: pd.Series([], dtype=d) for name, d in dtypes.items()})
     pandas_meta = pa.Schema.from_pandas(empty, preserve_index=False).metadata
-    return pa.schema([pa.field(name, _ARROW[d]) for name, d in dtypes.items()], metadata=pandas_meta)
+    types = {**{name: _ARROW[d] for name, d in {**_BASE_DTYPES, **RESULT_COLUMNS}.items()}, **output_arrow_types()}
+    return pa.schema([pa.field(name, types[name]) for name in dtypes], metadata=pandas_meta)
 
 
 # ---- building tables ----------------------------------------------------------------------------
@@ -82,6 +85,12 @@ def _coerce(value: Any, typ: pa.DataType) -> Any:
     """One value made to fit ``typ``, or None: a bad value must never make a checkpoint unreadable."""
     if value is None:
         return None
+    if pa.types.is_list(typ) or pa.types.is_struct(typ):  # a shape the type cannot hold: unknown
+        try:
+            pa.array([value], type=typ)
+            return value
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None
     try:
         if pa.types.is_integer(typ) or pa.types.is_timestamp(typ):
             return int(value) if not isinstance(value, float) or math.isfinite(value) else None

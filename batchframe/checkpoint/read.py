@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from . import files as F
 from . import meta as M
-from ..records import OK, RESULT_COLUMNS
+from ..records import OK, OUTPUT_COLUMNS, RESULT_COLUMNS
 from ..exceptions import CheckpointError
 
 
@@ -94,14 +94,15 @@ def load_checkpoint(path: str | os.PathLike) -> "Any":
 
     Works while a run is writing or right after a crash (rows still only in the journal included).
     Columns: key, label (the restored index label, object dtype), rid, the result columns with their
-    pandas nullable dtypes, written_at (UTC). Index: the restored labels (a MultiIndex for tuple
+    pandas nullable dtypes, what else a completion returned (responses and logprobs as Python lists,
+    tool_calls as JSON text, repairs), written_at (UTC). Index: the restored labels (a MultiIndex for tuple
     labels). Rows are sorted by label when every label is an int, else by key.
     """
     import pandas as pd
 
     path = os.fspath(path)
     _check_readable(path)
-    columns = ["key", "rid", *RESULT_COLUMNS, "written_at"]
+    columns = ["key", "rid", *RESULT_COLUMNS, *OUTPUT_COLUMNS, "written_at"]
     table = F.current(read_rows(path, columns))
     index, labels = _label_index(table["key"])
     if isinstance(index.dtype, np.dtype) and index.dtype.kind == "i" and len(index) > 1:
@@ -110,6 +111,8 @@ def load_checkpoint(path: str | os.PathLike) -> "Any":
     mapping = {pa.large_string(): pd.StringDtype(), pa.string(): pd.StringDtype(),
                pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
     df = table.select(columns).to_pandas(types_mapper=mapping.get, ignore_metadata=True)
+    for name in ("responses", "logprobs"):  # Python lists, not numpy arrays of arrays
+        df[name] = pd.Series(table[name].to_pylist(), dtype=object)
     df.insert(1, "label", pd.Series(labels, dtype=object))
     df.index = index
     return df

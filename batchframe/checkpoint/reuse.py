@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..records import OK, RESULT_COLUMNS, Result, is_transient
+from ..records import OK, OUTPUT_COLUMNS, RESULT_COLUMNS, Result, is_transient
 from .hashes import hashes
 from .read import read_rows
 
-_DECIDE = ["rid", "status", *RESULT_COLUMNS]
+_DECIDE = ["rid", "status", *RESULT_COLUMNS, *OUTPUT_COLUMNS]
 _MAPPING: dict | None = None
 
 
@@ -111,15 +111,18 @@ class Reuse:
     def answers(self, rids: Sequence[str]) -> dict[str, tuple[Result, float | None]]:
         """The latest stored result (and its cost) of each request in ``rids`` that has one: a run
         reads back an answer it gave earlier and no longer holds in memory (a copy in a later batch)."""
-        table = self._read(["rid", *RESULT_COLUMNS], pc.field("rid").isin(list(set(rids))))
+        table = self._read(["rid", *RESULT_COLUMNS, *OUTPUT_COLUMNS], pc.field("rid").isin(list(set(rids))))
         if not table.num_rows:
             return {}
         table = table.take(pc.sort_indices(table, sort_keys=[("seq", "ascending")]))
-        fields = [f for f in RESULT_COLUMNS if f in Result.__dataclass_fields__]
+        fields = [f for f in (*RESULT_COLUMNS, *OUTPUT_COLUMNS) if f in Result.__dataclass_fields__]
         out = {}
         for row in table.select(["rid", *fields, "cost"]).to_pylist():  # later (higher seq) wins
             cost = row.pop("cost")
             row["attempts"] = row["attempts"] or 0
+            row["repairs"] = row["repairs"] or 0
+            if row["responses"] is not None:
+                row["responses"] = tuple(row["responses"])
             out[row["rid"]] = (Result(**row), cost)
         return out
 
@@ -168,10 +171,13 @@ def _decide(table: pa.Table, keys: Sequence[str], rids: Sequence[str | None],
     count = int(use.sum())
     if not count:
         return None
-    results = table.select(list(RESULT_COLUMNS))
+    results = table.select([*RESULT_COLUMNS, *OUTPUT_COLUMNS])
     if not (identity and use.all()):
         results = results.take(_indices(np.where(use, source, -1)))
-    stored = results.to_pandas(types_mapper=_types_mapper, ignore_metadata=True)
+    lists = {name: results[name] for name in ("responses", "logprobs")}
+    stored = results.drop_columns(list(lists)).to_pandas(types_mapper=_types_mapper, ignore_metadata=True)
+    for name, column in lists.items():  # Python lists (or None), not numpy arrays of arrays
+        stored[name] = column.to_pylist() if column.null_count < len(column) else [None] * len(column)
     if len(copies):  # another key's answer: billed once, for that key, so a copy costs nothing here
         cost = stored["cost"].array
         cost[copies] = cost[copies] * 0

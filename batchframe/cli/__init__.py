@@ -71,6 +71,11 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
                                                       "(sent as a json_schema response_format)")
     req.add_argument("--parse", action="store_true",
                      help="parse each JSON answer into one column per key, plus parse_error")
+    req.add_argument("--max-repairs", type=int, default=0, metavar="N",
+                     help="ask again, up to N times, for a JSON answer that does not parse or follow the "
+                          "schema (a follow-up turn with the error; billed, counted in the repairs column)")
+    req.add_argument("--logprob-summary", action="append", choices=["mean", "first"], default=[],
+                     help="with --param logprobs=true: a logprob_mean / logprob_first column (repeatable)")
     req.add_argument("--extra-body", type=_json_object, metavar="JSON",
                      help="more request-body fields, sent as is (a JSON object)")
     io = p.add_argument_group("input")

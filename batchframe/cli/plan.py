@@ -40,7 +40,8 @@ FLAGS = {"prompt_col": "--prompt-col", "template": "--template", "messages_col":
          "base_url": "--base-url", "simulate": "--simulate", "local": "--local", "checkpoint": "--checkpoint",
          "retry_failed": "--retry-code", "prefix": "--prefix", "suffix": "--suffix",
          "extra_body": "--extra-body", "max_tokens": "--max-tokens", "temperature": "--temperature",
-         "top_p": "--top-p", "seed": "--seed", "enable_thinking": "--enable-thinking"}
+         "top_p": "--top-p", "seed": "--seed", "enable_thinking": "--enable-thinking",
+         "max_repairs": "--max-repairs", "logprob_summary": "--logprob-summary"}
 _PHRASES = [
     (re.compile(r"prices=\{'input': [^}]*\}"), "--prices IN OUT"),
     (re.compile(r"\(or pass api_key= in Python\)"), "(there is no --api-key: keys stay out of shell history)"),
@@ -96,7 +97,8 @@ def options(args: argparse.Namespace, *, offline: bool = False) -> RunOptions:
         prices={"input": args.prices[0], "output": args.prices[1]} if args.prices else None,
         retry_failed=True if args.retry_failed else (tuple(args.retry_code) or False),
         dedupe=not args.no_dedupe, parse=True if args.parse else None, checkpoint=checkpoint_path(args),
-        prefix=getattr(args, "prefix", ""), suffix=getattr(args, "suffix", ""), **request_params(args))
+        prefix=getattr(args, "prefix", ""), suffix=getattr(args, "suffix", ""), max_repairs=args.max_repairs,
+        logprob_summary=tuple(args.logprob_summary) or None, **request_params(args))
     if offline:
         opts = resolve_offline(args.prompt_col, **o)
     else:

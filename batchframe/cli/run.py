@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..io import sources as _io
 from ..io.sinks import FileSink, TableWriter, remove_stale_temps
+from ..pipeline.columns import output_types
 from ..pipeline.parsed import Parse
 from ..pipeline.run import Outcome, Run
 from .plan import check_input, check_source, checkpoint_path, options, stored_meta
@@ -65,7 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     parse = (Parse(opts.structured, opts.names, nested="json")
              if opts.structured is not None and opts.structured.parse else None)
     two_pass = parse is not None and parse.two_pass
-    writer = TableWriter(unparsed if two_pass else out, "parquet" if two_pass else out_fmt, fsync=args.fsync)
+    types = output_types(opts.outputs, opts.n, opts.names)
+    writer = TableWriter(unparsed if two_pass else out, "parquet" if two_pass else out_fmt, fsync=args.fsync,
+                         types=types)
     outputs = [o for o in (meta.get("outputs") or []) if o != str(out.resolve())][-19:]
     # Parts of at least 1/48 of the input (and no time-based flush for 5 min): a run adds fewer than
     # MAX_PARTS parts, so the store never compacts mid-run (compacting reads the whole checkpoint
@@ -79,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if outcome.complete:
             writer.commit()
             if two_pass:
-                final = TableWriter(out, out_fmt, fsync=args.fsync)
+                final = TableWriter(out, out_fmt, fsync=args.fsync, types=types)
                 try:
                     _rewrite_parsed(unparsed, final, parse, args.batch_rows)
                     final.commit()

@@ -124,7 +124,7 @@ _CONFIG = (r"enable_thinking|thinking_budget|response_format|json_object|json mo
            r"|must contain the word\W{0,3}json|max_tokens|max_completion_tokens"
            r"|(?:unknown|unrecognized|unsupported|invalid) (?:request )?(?:parameter|argument)"
            r"|extra (?:fields|inputs) (?:are )?not permitted|only supports? stream"
-           r"|does not support http call")
+           r"|does not support http call|range of n should be|\bn must be|top_logprobs|logprobs")
 
 RULES: tuple[Rule, ...] = (
     # -- no usable HTTP answer: always worth another try (bounded by the retry policy) --

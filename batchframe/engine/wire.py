@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import orjson
 
 from ..records import Reply
+from .outputs import outputs
 from .retry import parse_retry_after
 
 DASHSCOPE_BATCH_URL = "https://batch.dashscope.aliyuncs.com/compatible-mode/v1"
@@ -104,6 +105,7 @@ def parse_completion(raw: bytes, latency: float, request_id: str | None = None) 
         model=data.get("model"),
         request_id=request_id or data.get("id"),
         latency_s=latency,
+        **outputs(data["choices"]),
     )
 
 

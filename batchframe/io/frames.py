@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..exceptions import ConfigError
 from ..records import RowBatch
+from ..engine.outputs import parse_arguments
 from ..rows.keys import index_keys
 
 
@@ -51,9 +52,10 @@ class FrameSink:
 
     partial = True  # a stopped run still returns every row (unanswered ones pending)
 
-    def __init__(self, df: pd.DataFrame, parse: Any = None) -> None:
+    def __init__(self, df: pd.DataFrame, parse: Any = None, tool_calls: str | None = None) -> None:
         self.df = df
         self.parse = parse
+        self.tool_calls = tool_calls  # the tool_calls column's name, when there is one
         self._parts: list[pd.DataFrame] = []
 
     def write(self, rows: RowBatch, columns: pd.DataFrame) -> None:
@@ -64,6 +66,9 @@ class FrameSink:
         out = self.df.copy(deep=False)
         for name in cols.columns:
             out[name] = cols[name]
+        if self.tool_calls is not None:  # free-form JSON is text on the way; parsed only in a frame
+            out[self.tool_calls] = pd.Series([parse_arguments(v) if isinstance(v, str) else None
+                                              for v in out[self.tool_calls].tolist()], index=out.index, dtype=object)
         if self.parse is not None:
             if self.parse.two_pass:
                 self.parse.observe(out)

@@ -77,9 +77,11 @@ class FileSink:
 
 
 class TableWriter:
-    def __init__(self, path: Path, fmt: str, *, fsync: bool = False) -> None:
+    def __init__(self, path: Path, fmt: str, *, fsync: bool = False,
+                 types: dict[str, pa.DataType] | None = None) -> None:
         self.path = Path(path)
         self.fmt = fmt
+        self.types = dict(types or {})  # columns of nested values: their Arrow types (JSON text in CSV)
         self.fsync = fsync
         self.tmp = temp_path(self.path)
         self.rows = 0
@@ -98,6 +100,7 @@ class TableWriter:
             if self._fh is None:
                 self._fh = open(self.tmp, "w", encoding="utf-8", newline="")
             if self.fmt in ("csv", "tsv"):
+                frame = self._json_text(frame)
                 frame.to_csv(self._fh, sep="\t" if self.fmt == "tsv" else ",", index=False,
                              header=self.rows == 0)
             elif len(frame):
@@ -105,18 +108,35 @@ class TableWriter:
                 self._fh.write(text if text.endswith("\n") else text + "\n")
         self.rows += len(frame)
 
+    def _json_text(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """CSV holds nested values as JSON text."""
+        nested = [c for c in frame.columns if c in self.types and not pa.types.is_string(self.types[c])
+                  and not pa.types.is_large_string(self.types[c]) and not pa.types.is_integer(self.types[c])]
+        if not nested:
+            return frame
+        import orjson
+
+        frame = frame.copy(deep=False)
+        for c in nested:
+            frame[c] = [None if v is None else orjson.dumps(v).decode() for v in frame[c].tolist()]
+        return frame
+
     def write_frame(self, frame: pd.DataFrame) -> None:
         self.write(None, frame)
 
     def _write_parquet(self, inputs: pa.Table | None, frame: pd.DataFrame) -> None:
         import pyarrow.parquet as pq
 
-        own = [c for c in frame.columns if inputs is None or c not in inputs.column_names]
+        own = [c for c in frame.columns if (inputs is None or c not in inputs.column_names) and c not in self.types]
         extra = pa.Table.from_pandas(frame[own], preserve_index=False) if own else None
         arrays, names = [], []
         for name in frame.columns:
-            src = inputs if inputs is not None and name in inputs.column_names else extra
-            arrays.append(src.column(name))
+            if name in self.types and (inputs is None or name not in inputs.column_names):
+                arrays.append(pa.array([None if v is pd.NA else v for v in frame[name].tolist()],
+                                       type=self.types[name]))
+            else:
+                src = inputs if inputs is not None and name in inputs.column_names else extra
+                arrays.append(src.column(name))
             names.append(name)
         table = pa.Table.from_arrays(arrays, names=names)
         if self._schema is None:

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from ..engine.retry import RetryPolicy
 from ..engine.wire import DASHSCOPE_BATCH_URL, is_dashscope
 from ..exceptions import ConfigError
-from ..records import RESULT_COLUMNS
+from ..records import OUTPUT_COLUMNS, RESULT_COLUMNS
 from ..rows.prepare import RowPlan
 from ..rows.requests import DASHSCOPE_PARAMS, RequestSpec, check_params, thinks_by_default
 from ..rows.structured import Structured, prepare as prepare_format
@@ -34,6 +34,7 @@ LOCAL_WORKERS = 4  # the local model answers one call at a time; a queue's wait 
 SIMULATOR_ENDPOINT = "batchframe-simulator"  # the hash's name for simulate=True, whatever its port
 PLACEHOLDER_URL = "http://127.0.0.1:1/v1"    # a server started by the run: its URL is known only then
 SIMULATED = "simulated"                      # the marker column of simulator runs
+SUMMARY_COLUMNS = ("logprob_mean", "logprob_first")  # logprob_summary="mean" / "first"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -62,6 +63,10 @@ class RunOptions:
     prices_given: bool = False
     max_cost: float | None = None
     deadline_s: float | None = None
+    outputs: tuple[str, ...] = ()  # what else a completion returns, as columns (records.OUTPUT_COLUMNS)
+    n: int = 1
+    max_repairs: int = 0
+    logprob_summary: tuple[str, ...] = ()  # "mean" / "first": a float column each
     notes: tuple[str, ...] = ()   # things to tell the user once (e.g. thinking switched off)
 
     @property
@@ -93,7 +98,8 @@ def resolve(prompt_col: str | None = None, *, model: str | None = None, template
             on_budget: str = "return", prices: Mapping[str, float] | None = None,
             max_cost: float | None = None, deadline_s: float | None = None,
             extra_body: Mapping[str, Any] | None = None, prefix: str = "", suffix: str = "",
-            parse: bool | None = None, **params: Any) -> RunOptions:
+            parse: bool | None = None, max_repairs: int = 0, logprob_summary: str | tuple | None = None,
+            **params: Any) -> RunOptions:
     """complete()'s options, checked and resolved (see the module doc and ``complete``)."""
     options = dict(locals())
     return _resolve(options, options.pop("params"), offline=False)
@@ -124,7 +130,7 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
     rows = RowPlan(prompt_col=o["prompt_col"], template=o["template"], messages_col=o["messages_col"],
                    system=o["system"], image_col=o["image_col"])
     prefix, suffix = checks.text("prefix", o["prefix"], none=False), checks.text("suffix", o["suffix"], none=False)
-    names = {c: f"{prefix}{c}{suffix}" for c in [*RESULT_COLUMNS, SIMULATED]}
+    names = {c: f"{prefix}{c}{suffix}" for c in [*RESULT_COLUMNS, SIMULATED, *OUTPUT_COLUMNS, *SUMMARY_COLUMNS]}
     extra = checks.mapping("extra_body", o["extra_body"]) or {}
     params, structured = prepare_format(params, o["parse"])
     simulate, local = _simulator(o["simulate"]), _local(o["local"])
@@ -188,6 +194,7 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
     if qps is None and dashscope:
         qps = DASHSCOPE_QPS
     max_attempts = checks.whole("max_attempts", o["max_attempts"], none=True)
+    outputs, n, max_repairs, summary = _outputs(params, structured, o["max_repairs"], o["logprob_summary"])
     return RunOptions(
         rows=rows, spec=spec, structured=structured, names=names, api_key=api_key, timeout=timeout,
         dashscope=dashscope, simulate=simulate, local=local, max_workers=max_workers,
@@ -199,7 +206,39 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
         on_interrupt=checks.choice("on_interrupt", o["on_interrupt"], ("auto", "return", "raise")),
         on_budget=checks.choice("on_budget", o["on_budget"], ("return", "raise")),
         prices=prices, prices_given=o["prices"] is not None, max_cost=max_cost,
-        deadline_s=checks.number("deadline_s", o["deadline_s"], minimum=0, none=True), notes=tuple(notes))
+        deadline_s=checks.number("deadline_s", o["deadline_s"], minimum=0, none=True), outputs=outputs, n=n,
+        max_repairs=max_repairs, logprob_summary=summary, notes=tuple(notes))
+
+
+def _outputs(params: Mapping[str, Any], structured: Structured | None, max_repairs: Any,
+             summary: Any) -> tuple[tuple[str, ...], int, int, tuple[str, ...]]:
+    """Which of what else a completion returns become columns (see DESIGN: each once its option is
+    used), and the repair and log-probability settings."""
+    n = params.get("n", 1)
+    max_repairs = checks.whole("max_repairs", max_repairs, minimum=0)
+    outputs = []
+    if "n" in params:
+        outputs.append("responses")
+    if params.get("logprobs") is True:
+        outputs.append("logprobs")
+    if params.get("tools"):
+        outputs.append("tool_calls")
+    if max_repairs:
+        if structured is None:
+            raise ConfigError("max_repairs= needs a JSON response_format ({'type': 'json_object'}, a "
+                              "json_schema, or a pydantic model class): it re-asks answers that do not parse")
+        if n > 1:
+            raise ConfigError("max_repairs= works with n=1: which of n answers would a repair replace?")
+        outputs.append("repairs")
+    if summary is None:
+        summary = ()
+    elif isinstance(summary, str):
+        summary = (summary,)
+    if not isinstance(summary, (tuple, list)) or any(s not in ("mean", "first") for s in summary):
+        raise ConfigError(f"logprob_summary= must be 'mean', 'first' or both, got {summary!r:.40}")
+    if summary and "logprobs" not in outputs:
+        raise ConfigError("logprob_summary= needs logprobs=True (the log-probabilities it summarises)")
+    return tuple(outputs), n, max_repairs, tuple(dict.fromkeys(summary))
 
 
 def _key(given: Any, *, dashscope: bool, served: bool, offline: bool) -> str | None:

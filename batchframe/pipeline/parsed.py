@@ -59,11 +59,15 @@ class Parse:
     def _parse(self, out: pd.DataFrame) -> tuple[list, list]:
         texts = out[self.names["response"]].tolist()
         ok = (out[self.names["status"]] == OK).fillna(False).tolist()
+        cut = (out[self.names["finish_reason"]] == "length").fillna(False).tolist()
         parsed: list = [None] * len(out)
         errors: list = [None] * len(out)
         for pos, (text, good) in enumerate(zip(texts, ok)):
             if good:
                 parsed[pos], errors[pos] = parse_answer(text, self.structured)
+                if errors[pos] is not None and cut[pos]:
+                    errors[pos] = (f"the answer was cut off at max_tokens (finish_reason 'length'), so not "
+                                   f"repaired (the same budget would cut it again): raise max_tokens; {errors[pos]}")
         return parsed, errors
 
     def observe(self, out: pd.DataFrame) -> None:

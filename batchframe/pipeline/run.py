@@ -26,6 +26,8 @@ import gc
 import logging
 import time
 from collections import Counter
+
+import pandas as pd
 from typing import Any, Callable, Iterator, Mapping
 
 from ..engine.dispatcher import HOLD, EngineStats
@@ -41,6 +43,7 @@ from .options import SIMULATED, RunOptions
 from .pricing import CURRENCY
 from .progress import Progress
 from .redact import Redactor
+from .repairs import Repairs, stored_result
 from .signals import StopSignals
 from .summary import Summary
 from .window import Batch, Window
@@ -79,6 +82,9 @@ class Run:
         self.total_cost = 0.0
         self.written = 0
         self.store = self.reuse = self.window = self.progress = self.budget = None
+        self.repairs = (Repairs(opts.structured, opts.max_repairs, opts.spec.hasher())
+                        if opts.max_repairs else None)
+        self._messages: dict[str, Any] = {}  # with repairs: each request's messages, until answered
         self._batches: Iterator[RowBatch] = iter(())
         self._exhausted = False
 
@@ -226,6 +232,8 @@ class Run:
             settled = (b.reused.count if b.reused is not None else 0) + len(prepared.errors)
             if settled:
                 self.progress.settle(settled)
+            if self.repairs is not None and b.reused is not None:
+                self._repair_stored(b, prepared)
             before = self.window.new_requests
             self.window.register(b, prepared, self._copy)
             self.summary.unique_requests += self.window.new_requests - before
@@ -240,13 +248,44 @@ class Run:
             self.store.write([b.rows.keys[pos]], res, b.costs[pos])
         self.progress.add(1, failed=res.status != OK, prompt=None, completion=None, reasoning=None, cost=None)
 
+    def _repair_stored(self, b: Batch, prepared: Prepared) -> None:
+        """Stored answers that still do not parse, with repairs left (``max_repairs`` raised, or a run
+        stopped mid-repair): asked again from the stored answer instead of being reused as they are."""
+        reused, stored = b.reused, b.reused.stored
+        groups: dict[str, list[int]] = {}
+        for pos in reused.use.nonzero()[0].tolist():
+            rid = prepared.rids[pos]
+            if rid is not None and stored["status"].iat[pos] == OK:
+                groups.setdefault(rid, []).append(pos)
+        for rid, positions in groups.items():
+            res = stored_result(stored.iloc[positions[0]], rid)
+            error = self.repairs.broken(res)
+            if error is None:
+                continue
+            cost = stored["cost"].iat[positions[0]]
+            follow, turn = self.repairs.follow_up(res, prepared.messages[positions[0]], error,
+                                                  None if pd.isna(cost) else float(cost))
+            for pos in positions:
+                reused.use[pos] = False
+                reused.count -= 1
+                self.summary.reused -= 1
+                b.remaining += 1
+            self.window.inflight[follow] = [(b, pos) for pos in positions]
+            self.window.queue.append((follow, turn))
+            self.progress.settle(-len(positions))
+
     def _requests(self, engine: Any) -> Iterator[Request | None]:
         body, window = self.opts.spec.body, self.window
         while not engine.stopped:
             if window.queue:
                 rid, messages = window.queue.popleft()
+                if self.repairs is not None:
+                    self._messages[rid] = messages
                 yield Request(rid, body(messages))
             elif self._exhausted:
+                if self.repairs is not None and window.inflight:
+                    yield HOLD  # an answer still out may need a follow-up turn
+                    continue
                 return
             elif window.open_rows >= self.window_rows:
                 yield HOLD
@@ -261,12 +300,23 @@ class Run:
                 if res.status == OK else (0.0 if prices else None))
         if self.budget is not None:
             self.budget.settle(res.rid, cost)
+        messages = self._messages.pop(res.rid, None) if self.repairs is not None else None
+        if self.repairs is not None and self.repairs.answers(res.rid):  # a follow-up: the original's answer
+            follow = res.rid
+            res, cost, messages = self.repairs.merge(res, cost)
+            self.window.inflight[res.rid] = self.window.inflight.pop(follow, [])
         entries = self.window.inflight.get(res.rid) or []
         if self.store is not None and entries:  # durable before it counts; the cost column sums to
             keys = [b.rows.keys[p] for b, p in entries]  # what was spent: copies cost nothing
             self.store.write(keys[:1], res, cost)
             if len(keys) > 1:
                 self.store.write(keys[1:], res, 0.0 if cost is not None else None)
+        error = self.repairs.broken(res) if self.repairs is not None and messages is not None else None
+        if error is not None and entries and not self.window.stopped_sending:  # ask again (stored above)
+            follow, turn = self.repairs.follow_up(res, messages, error, cost)
+            self.window.inflight[follow] = self.window.inflight.pop(res.rid)
+            self.window.queue.append((follow, turn))
+            return
         self.window.answer(res, cost)
         self.summary.add(res, len(entries), cost)
         self.progress.add(len(entries), failed=res.status != OK, prompt=res.prompt_tokens,
@@ -280,7 +330,8 @@ class Run:
         cols = result_columns(b.rows.frame.index, b.fresh, b.errors, b.costs, names,
                               stored=reused.stored if reused is not None else None,
                               reused=reused.use if reused is not None else None,
-                              simulated=self.opts.simulate is not None)
+                              simulated=self.opts.simulate is not None, outputs=self.opts.outputs,
+                              n=self.opts.n, summary=self.opts.logprob_summary)
         status = cols[names["status"]]
         self.counts.update(status.value_counts().to_dict())
         self.errors.update(cols[names["error_code"]].dropna().value_counts().to_dict())
@@ -295,6 +346,8 @@ class Run:
         s.total_cost = self.total_cost if s.currency else None
         s.errors = Counter({str(k): int(v) for k, v in self.errors.items()})
         s.wall_s = time.monotonic() - started
+        if self.repairs is not None:
+            s.repairs, s.repaired = self.repairs.sent, self.repairs.fixed
 
 
 @contextlib.contextmanager

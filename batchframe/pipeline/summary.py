@@ -34,6 +34,8 @@ class Summary:
     empty_answers: int = 0     # other answers with no content (e.g. content null with "stop")
     bad_usage: int = 0         # answers whose token counts were malformed (kept, counted as unknown)
     parse_errors: int = 0      # JSON answers that did not parse (set by the sink that parses)
+    repairs: int = 0           # follow-up turns asking again for a broken JSON answer (max_repairs)
+    repaired: int = 0          # answers that parsed after a repair
     errors: Counter = dataclasses.field(default_factory=Counter)
     stop_reason: str | None = None
     wall_s: float = 0.0
@@ -44,7 +46,7 @@ class Summary:
             self.completion_tokens += res.completion_tokens or 0
             self.reasoning_tokens += res.reasoning_tokens or 0
             self.cost += cost or 0.0
-            if not (res.response or "").strip():
+            if not (res.response or "").strip() and res.tool_calls is None:  # a tool call is an answer
                 if res.finish_reason == "length":
                     self.length_empty += rows
                 else:
@@ -96,6 +98,8 @@ class Summary:
         if self.bad_usage:
             lines.append(f"  WARNING: {self.bad_usage} answers had malformed token counts in their usage: "
                          "the answers are kept, those counts (and their cost) are unknown")
+        if self.repairs:
+            lines.append(f"  repairs: {self.repairs} follow-up turns sent, {self.repaired} answers fixed")
         if self.parse_errors:
             lines.append(f"  {self.parse_errors} answers could not be parsed: see the parse_error column")
         if self.stop_reason and self.stop_reason != "fatal":

@@ -130,6 +130,10 @@ class Window:
         while self.open:
             yield self._take()
 
+    @property
+    def stopped_sending(self) -> bool:
+        return not self.sending
+
     def _take(self) -> Batch:
         b = self.open.popleft()
         self.open_rows -= b.n

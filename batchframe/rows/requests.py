@@ -49,9 +49,18 @@ def check_params(params: Mapping[str, Any]) -> None:
             f"unknown option(s) {', '.join(map(repr, unknown))}. Request parameters: "
             f"{', '.join(sorted(REQUEST_PARAMS))}; anything else goes in extra_body={{...}}."
         )
-    if params.get("n", 1) != 1:
-        raise ConfigError("n must be 1: batchframe keeps one answer per row (use dedupe=False and "
-                          "repeat rows for repeated sampling)")
+    n = params.get("n", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"n= must be a whole number >= 1 (choices per row), got {n!r:.40}")
+    top = params.get("top_logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20):
+        raise ConfigError(f"top_logprobs= must be a whole number 0-20, got {top!r:.40}")
+    if top is not None and params.get("logprobs") is not True:
+        raise ConfigError("top_logprobs= needs logprobs=True")
+    tools = params.get("tools")
+    if tools is not None and (not isinstance(tools, (list, tuple)) or not tools):
+        raise ConfigError("tools= must be a non-empty list of tool definitions, e.g. "
+                          "[{'type': 'function', 'function': {'name': ..., 'parameters': {...}}}]")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

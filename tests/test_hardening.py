@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import os
@@ -94,7 +95,7 @@ def answering(make_body, headers=None):
     """An OpenAI-compatible server on 127.0.0.1 whose answer body is ``make_body(request_json)``."""
     async def chat(request: web.Request) -> web.Response:
         body = await request.json()
-        return web.Response(body=orjson.dumps(make_body(body)), content_type="application/json",
+        return web.Response(body=json.dumps(make_body(body)).encode(), content_type="application/json",
                             headers=headers or {})
 
     loop = asyncio.new_event_loop()

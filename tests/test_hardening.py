@@ -12,7 +12,6 @@ import os
 import socket
 import threading
 
-import orjson
 import pandas as pd
 import pytest
 from aiohttp import web

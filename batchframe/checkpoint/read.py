@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from . import files as F
 from . import meta as M
+from . import superseded as S
 from ..records import FAILED, OK, RESULT_COLUMNS
 from ..exceptions import CheckpointError
 
@@ -107,25 +108,46 @@ def _done_rows(tables: list[pa.Table]) -> DoneRows:
 
 
 def _read_all(dirpath: str, columns: Sequence[str]) -> pa.Table:
-    """Every stored row (parts and journals, superseded attempts included), read-only: corrupt parts
-    are skipped with a warning, never moved. Retries when a writer publishes or compacts meanwhile."""
+    """Every stored row (parts and journals, superseded attempts included, but not parts compaction
+    merged away: see ``superseded``), read-only: corrupt parts are skipped with a warning, never moved.
+    Reads again when a writer publishes, compacts or empties parts meanwhile."""
     columns = list(dict.fromkeys(["key", "seq", *columns]))
     for attempt in range(10):
+        manifest = S.read(dirpath)  # before listing: a part it names superseded is listed with its heir
+        by = manifest.by
         parts, journals, _ = F.scan(dirpath)
         tables: list[pa.Table] = []
         try:
+            read_ids, deferred = set(), {}
             for name in parts:
-                try:
-                    tables.append(F.read_part(os.path.join(dirpath, name), columns))
-                except F.CorruptPart as exc:
-                    F.warn(f"checkpoint {dirpath}: part {name} is unreadable ({exc}); skipping it "
-                           f"(its rows count as not done)")
+                pid, table = _read_part(dirpath, name, columns, by)
+                if table is None:
+                    if pid is not None:
+                        deferred[pid] = name
+                    continue
+                read_ids.add(pid)
+                tables.append(table)
+            for name in S.uncovered(deferred, by, read_ids):  # its heir was not read: read it after all
+                pid, table = _read_part(dirpath, name, columns, ())
+                if table is not None:
+                    tables.append(table)
             for name in journals:
                 tables.append(F.journal_table(os.path.join(dirpath, name)).select(columns))
         except FileNotFoundError:
-            continue  # a writer flushed or compacted between the listing and the read: list again
+            continue  # a writer flushed between the listing and the read: list again
+        if S.read(dirpath).generation != manifest.generation:
+            continue  # superseded parts were emptied meanwhile: what was read may lack their rows
         return pa.concat_tables(tables) if tables else F.empty_table(columns)
     raise CheckpointError(f"checkpoint {dirpath} kept changing while being read; try again")
+
+
+def _read_part(dirpath: str, name: str, columns: list[str], skip) -> tuple[str | None, pa.Table | None]:
+    try:
+        return F.read_part_or_skip(os.path.join(dirpath, name), columns, skip)
+    except F.CorruptPart as exc:
+        F.warn(f"checkpoint {dirpath}: part {name} is unreadable ({exc}); skipping it "
+               f"(its rows count as not done)")
+        return None, None
 
 
 def _label_index(keys: pa.ChunkedArray | pa.Array) -> tuple[Any, Any]:

@@ -93,3 +93,18 @@ def test_not_utf8_is_refused_with_its_line_and_the_way_out(sim, tmp_path, capsys
     assert f"line {line} is not UTF-8 (byte e9" in err and "Re-encode it" in err and "iconv" in err
     assert "could not settle the column types" not in err and "Traceback" not in err
     assert sim.stats()["requests"] == 0
+
+
+# ---- the output's place ---------------------------------------------------------------------------
+
+def test_output_or_checkpoint_under_a_file_is_refused(sim, tmp_path, capsys):
+    inp = write(tmp_path / "in.csv", b"text\nhello\nworld\n")
+    blocker = write(tmp_path / "blocker", b"a file")
+    assert run(inp, blocker / "out.csv", sim) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"batchframe: error: output {blocker / 'out.csv'}: {blocker} is a file, not a directory; " \
+                  "choose another -o"
+    assert run(inp, tmp_path / "out.csv", sim, "--checkpoint", blocker / "deep" / "ck") == 2
+    assert f"checkpoint {blocker / 'deep' / 'ck'}: {blocker} is a file" in capsys.readouterr().err
+    assert sim.stats()["requests"] == 0
+    assert run(inp, tmp_path / "new" / "dir" / "out.csv", sim) == 0  # directories still get created

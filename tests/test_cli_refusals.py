@@ -108,3 +108,91 @@ def test_output_or_checkpoint_under_a_file_is_refused(sim, tmp_path, capsys):
     assert f"checkpoint {blocker / 'deep' / 'ck'}: {blocker} is a file" in capsys.readouterr().err
     assert sim.stats()["requests"] == 0
     assert run(inp, tmp_path / "new" / "dir" / "out.csv", sim) == 0  # directories still get created
+
+
+# ---- a full disk --------------------------------------------------------------------------------
+
+def test_full_disk_under_the_checkpoint_says_so_and_the_rerun_resumes(sim, tmp_path, capsys, monkeypatch):
+    pd.DataFrame({"text": [f"row {i}" for i in range(60)]}).to_csv(tmp_path / "in.csv", index=False)
+    real, journal_writes = os.write, []
+
+    def write_until_full(fd, data):
+        try:
+            journal = "_journal-" in os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            journal = False
+        if journal:
+            journal_writes.append(len(data))
+            if len(journal_writes) > 10:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write_until_full)
+    out, ckpt = tmp_path / "out.csv", tmp_path / "out.csv.checkpoint"
+    assert run(inp := tmp_path / "in.csv", out, sim, "--workers", "4") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"batchframe: error: the disk is full (no space left writing the checkpoint {ckpt}); "
+                       f"the checkpoint {ckpt} holds every answer saved before that: free some space and "
+                       "rerun the same command to resume (only calls in flight then are sent again)")
+    assert "Traceback" not in "\n".join(err) and not out.exists()
+    saved = len(batchframe.load_checkpoint(ckpt))
+    assert saved >= 10
+    monkeypatch.setattr(os, "write", real)  # space freed
+    sent = sim.stats()["requests"]
+    assert run(inp, out, sim, "--workers", "4") == 0
+    assert sim.stats()["requests"] - sent <= 60 - saved  # the saved answers are not sent again
+    assert len(pd.read_csv(out)) == 60
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_full_disk_under_the_output_says_so(sim, tmp_path, capsys, fmt):
+    """The output's temp file is /dev/full (every write: ENOSPC): pyarrow's or Python's OSError."""
+    inp = write(tmp_path / "in.csv", b"text\nhello\nworld\n")
+    out = tmp_path / f"out.{fmt}"
+    os.symlink("/dev/full", tmp_path / f".out.{fmt}.{os.getpid()}.tmp")  # this process's temp name
+    assert run(inp, out, sim) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"batchframe: error: the disk is full (no space left writing the output {out}); "
+                              f"the checkpoint {out}.checkpoint holds every answer saved before that")
+    assert "Traceback" not in "\n".join(err) and not out.exists()
+    assert len(batchframe.load_checkpoint(f"{out}.checkpoint")) == 2  # both answers, for the rerun
+
+
+# ---- a signal during start-up -------------------------------------------------------------------
+
+def test_sigterm_during_start_up_ends_in_one_line(tmp_path):
+    """The input is a FIFO: the command blocks reading it, before any run loop; SIGTERM then."""
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    exe = Path(sys.executable).parent / "batchframe"
+    argv = [str(exe) if exe.exists() else "batchframe", "run", str(fifo), "-o", str(tmp_path / "out.csv"),
+            "--prompt-col", "text", "--model", "qwen-plus", "--base-url", "http://127.0.0.1:9/v1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    fds: list[int] = []
+
+    def reader_is_there() -> bool:
+        try:
+            fds.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO until the CLI opened it
+            return True
+        except OSError:
+            return proc.poll() is not None
+
+    try:
+        wait_until(reader_is_there, timeout=60)
+        assert fds, "the command did not open its input"
+        proc.send_signal(signal.SIGTERM)
+        try:
+            os.write(fds[0], b"text\nhello\n")
+        except BrokenPipeError:
+            pass
+        os.close(fds[0])
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 4, (proc.returncode, err)
+    assert err.strip().splitlines()[-1] == ("batchframe: interrupted (SIGTERM) before the run could finish; "
+                                            "rerun the same command to resume")
+    assert "Traceback" not in err

@@ -352,7 +352,8 @@ def _two_parts(path):
         store.write(["i:3"], ok("b"))
         store.close(compact=False)
     assert len(parts(path)) == 3
-    return sorted(live_parts(path), key=lambda p: pq.read_table(path / p)["key"].to_pylist() != ["i:1", "i:2"])
+    return sorted(live_parts(path),
+                  key=lambda p: pq.read_table(path / p)["key"].to_pylist() != ["i:1", "i:2"])
 
 
 def test_truncated_part_is_quarantined_with_a_warning(tmp_path):

@@ -153,8 +153,8 @@ def test_full_disk_under_the_output_says_so(sim, tmp_path, capsys, fmt):
     os.symlink("/dev/full", tmp_path / f".out.{fmt}.{os.getpid()}.tmp")  # this process's temp name
     assert run(inp, out, sim) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith(f"batchframe: error: the disk is full (no space left writing the output {out}); "
-                              f"the checkpoint {out}.checkpoint holds every answer saved before that")
+    assert err[-1].startswith(f"batchframe: error: the disk is full (no space left writing the output "
+                              f"{out}); the checkpoint {out}.checkpoint holds every answer saved before that")
     assert "Traceback" not in "\n".join(err) and not out.exists()
     assert len(batchframe.load_checkpoint(f"{out}.checkpoint")) == 2  # both answers, for the rerun
 

@@ -1,11 +1,11 @@
 """Opening a checkpoint after any stop (a clean close, Ctrl-C, ``kill -9``, a full disk).
 
 ``lock()`` takes the one writer's ``flock`` (the holder's pid written inside, for the error a second
-run gets). Then ``recover()``, under the lock: leftover temp files are removed; every journal becomes its part, merged with
-whatever that part already holds (journal ``<x>`` and part ``<x>`` side by side: a flush or a stub's
-reuse was cut short; duplicates of a seq are dropped); unreadable parts are set aside, their names
-kept as stubs; and every part is sorted, by its footer, into live, superseded and stubs: the manifest
-counts only as far as the footers confirm it (see ``superseded.Retired``).
+run gets). Then ``recover()``, under the lock: leftover temp files are removed; every journal becomes
+its part, merged with whatever that part already holds (journal ``<x>`` and part ``<x>`` side by side:
+a flush or a stub's reuse was cut short; duplicates of a seq are dropped); unreadable parts are set
+aside, their names kept as stubs; and every part is sorted, by its footer, into live, superseded and
+stubs: the manifest counts only as far as the footers confirm it (see ``superseded.Retired``).
 """
 
 from __future__ import annotations

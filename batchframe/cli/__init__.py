@@ -22,7 +22,8 @@ from typing import Sequence
 
 from .args import duration as _duration, json_object as _json_object, param as _param
 from .args import positive_int as _positive_int, wrap as _wrap
-from .stops import Stopped as _Stopped, StopOnSignal as _StopOnSignal, disk_full as _disk_full, is_full as _is_full
+from .stops import StopOnSignal as _StopOnSignal, Stopped as _Stopped
+from .stops import disk_full as _disk_full, is_full as _is_full
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_FAILED_ROWS, EXIT_PENDING = 0, 1, 2, 3, 4
 EXIT_ABORTED = 130
@@ -287,8 +288,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise
         from .plan import checkpoint_path
 
-        print(f"batchframe: error: {_disk_full(exc, checkpoint_path(args) if args.command == 'run' else None)}",
-              file=sys.stderr)
+        ckpt = checkpoint_path(args) if args.command == "run" else None
+        print(f"batchframe: error: {_disk_full(exc, ckpt)}", file=sys.stderr)
         return EXIT_FATAL
 
 

@@ -81,11 +81,11 @@ def not_utf8(f: str) -> ConfigError | None:
                 if chunk and exc.end == len(data) and exc.reason == "unexpected end of data":
                     base, carry = base + exc.start, data[exc.start:]  # a character cut by the chunk's end
                     continue
-                at, bad = base + exc.start, data[exc.start:exc.end]
+                at, bad, name = base + exc.start, data[exc.start:exc.end], os.path.basename(f)
                 return ConfigError(
                     f"{f}: line {_line_at(f, at)} is not UTF-8 (byte {bad.hex(' ')} at offset {at}): the "
                     f"file is in another encoding, and batchframe reads text files as UTF-8. Re-encode it "
-                    f"first, e.g. iconv -f cp1252 -t utf-8 {os.path.basename(f)} > utf8-{os.path.basename(f)} "
-                    f"(with the file's real encoding)")
+                    f"first, e.g. iconv -f cp1252 -t utf-8 {name} > utf8-{name} (with the file's real "
+                    f"encoding)")
             if not chunk:
                 return None

@@ -25,11 +25,10 @@ def _csv_options(fmt: str, types: dict | None, include: Sequence[str] | None = N
                  invalid_rows: list | None = None) -> dict:
     import pyarrow.csv as pacsv
 
-    handler = None
-    if invalid_rows is not None:  # keep the first bad row (to find its line); the read still fails
-        def handler(row):
-            invalid_rows.append(row)
-            return "error"
+    def keep(row):  # the bad row, to find its line; the read still fails
+        invalid_rows.append(row)
+        return "error"
+    handler = keep if invalid_rows is not None else None
     return dict(
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK),
         parse_options=pacsv.ParseOptions(delimiter=_delimiter(fmt), newlines_in_values=True,

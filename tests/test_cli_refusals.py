@@ -157,6 +157,9 @@ def test_full_disk_under_the_output_says_so(sim, tmp_path, capsys, fmt):
                               f"{out}); the checkpoint {out}.checkpoint holds every answer saved before that")
     assert "Traceback" not in "\n".join(err) and not out.exists()
     assert len(batchframe.load_checkpoint(f"{out}.checkpoint")) == 2  # both answers, for the rerun
+    sent = sim.stats()["requests"]
+    assert run(inp, out, sim) == 0 and sim.stats()["requests"] == sent  # written from the checkpoint
+    assert len(pd.read_csv(out) if fmt == "csv" else pd.read_parquet(out)) == 2
 
 
 # ---- a signal during start-up -------------------------------------------------------------------

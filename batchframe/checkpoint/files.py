@@ -185,18 +185,21 @@ def _conform(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     return pa.table(arrays, names=list(columns))
 
 
-def read_part(path: str, columns: Sequence[str]) -> pa.Table:
-    """Some columns of one part (checksums verified). FileNotFoundError passes through; anything else
-    wrong with the file raises CorruptPart."""
-    return read_part_or_skip(path, columns, ())[1]
+def read_part(path: str, columns: Sequence[str], where: Any = None) -> pa.Table:
+    """Some columns of one part (checksums verified), only the rows matching ``where`` when given
+    (pushed down: row groups whose statistics exclude it are not read). FileNotFoundError passes
+    through; anything else wrong with the file raises CorruptPart."""
+    return read_part_or_skip(path, columns, (), where)[1]
 
 
-def read_part_or_skip(path: str, columns: Sequence[str], skip: Any) -> tuple[str | None, pa.Table | None]:
+def read_part_or_skip(path: str, columns: Sequence[str], skip: Any,
+                      where: Any = None) -> tuple[str | None, pa.Table | None]:
     """(the part's id, some of its columns) as ``read_part``, but the table is None when the id is in
     ``skip`` (a superseded part: its data is not read). One open file, so the id and the rows are of
     the same content even if the name is replaced meanwhile."""
     try:
-        with pq.ParquetFile(path, page_checksum_verification=True) as pf:
+        with pa.OSFile(path) as f:
+            pf = pq.ParquetFile(f, page_checksum_verification=True)
             pid, _ = _ident(pf.metadata.metadata)
             if pid is not None and pid in skip:
                 return pid, None
@@ -204,7 +207,12 @@ def read_part_or_skip(path: str, columns: Sequence[str], skip: Any) -> tuple[str
             missing = [c for c in REQUIRED if c not in names]
             if missing:
                 raise CorruptPart(f"missing column(s) {missing}")
-            table = pf.read(columns=[c for c in columns if c in names])
+            present = [c for c in columns if c in names]
+            if where is None:
+                table = pf.read(columns=present)
+            else:
+                table = pq.read_table(f, columns=present, filters=where, page_checksum_verification=True,
+                                      pre_buffer=False, use_threads=False)
         return pid, _conform(table, columns)
     except (FileNotFoundError, PermissionError):
         raise

@@ -60,7 +60,7 @@ def unlock(fd: int | None) -> None:
 def recover(path: str, *, fsync: bool) -> Found:
     parts, journals, temps = F.scan(path)
     for name in temps:  # we hold the lock: these are a dead writer's
-        _remove(os.path.join(path, name))
+        remove(os.path.join(path, name))
     manifest = S.read(path)
     info: dict[str, F.PartInfo] = {}
     aside: list[str] = []
@@ -90,7 +90,7 @@ def recover(path: str, *, fsync: bool) -> Found:
         if table.num_rows:
             pid = F.write_part(table, path, part, fsync=fsync)
             info[part] = F.PartInfo(pid, False, pc.max(table["seq"]).as_py())
-        _remove(os.path.join(path, name))
+        remove(os.path.join(path, name))
     if journals and fsync:
         fsync_dir(path)
     retired = S.Retired(manifest, info)
@@ -102,7 +102,8 @@ def recover(path: str, *, fsync: bool) -> Found:
                  retired.changed or bool(aside))
 
 
-def _remove(path: str) -> None:
+def remove(path: str) -> None:
+    """Remove a file; one already gone is fine."""
     try:
         os.remove(path)
     except FileNotFoundError:

@@ -1,7 +1,6 @@
 """The checkpoint store: one writer per directory, every answer durable before it counts as done.
 
     with CheckpointStore(path, meta={"model": ..., "base_url": ...}) as store:
-        done = store.done()                    # key -> StoredRow(rid, status, error_code, error)
         store.write(["i:0", "i:7"], result, cost)   # one request's result, for every row sharing it
 
 ``write()`` appends one orjson line per row key to a journal with a single ``os.write`` (plus
@@ -19,7 +18,6 @@ Not thread-safe: one thread (the run's dispatcher) calls ``write()``.
 
 from __future__ import annotations
 
-import datetime as _dt
 import operator
 import os
 import secrets
@@ -32,14 +30,13 @@ import pyarrow as pa
 from . import files as F
 from . import meta as M
 from . import superseded as S
-from .recovery import lock, recover, unlock
+from .recovery import lock, recover, remove as _remove, unlock
 from .meta import FORMAT_VERSION
-from .read import DoneRows, StoredRow, _done_rows, checkpoint_summary, load_checkpoint
+from .read import checkpoint_summary, load_checkpoint
 from ..records import FAILED, OK, Result
 from ..exceptions import CheckpointError, ConfigError
 
-__all__ = ["FORMAT_VERSION", "StoredRow", "DoneRows", "CheckpointStore", "load_checkpoint",
-           "checkpoint_summary"]
+__all__ = ["FORMAT_VERSION", "CheckpointStore", "load_checkpoint", "checkpoint_summary"]
 
 MAX_PARTS = 64  # more parts than this: compact while running
 # More parts than this at close: merge them. Not fewer: a rerun that adds 10 rows to a 1M-row
@@ -53,7 +50,6 @@ _COST_AT = F.EXTRA.index("cost") if "cost" in F.EXTRA else -1
 _ONLY_COST = F.EXTRA == ("cost",)
 _dumps = orjson.dumps
 _JSON_OPT = orjson.OPT_SERIALIZE_NUMPY
-_DONE_COLUMNS = ["key", "rid", "seq", "status", "error_code", "error"]
 
 
 class CheckpointStore:
@@ -92,10 +88,13 @@ class CheckpointStore:
         self._parts: list[str] = []  # live parts (not superseded, not stubs)
         self._ids: dict[str, str | None] = {}  # live part -> the id in its footer
         self._retired = S.Retired(S.Manifest(), {})
+        self._created = False  # this store made the directory (see close(discard_unused=))
+        self._written = False
 
     def __repr__(self) -> str:
         state = "open" if self._lock_fd is not None else "closed"
-        return f"CheckpointStore({self.path!r}, {state}, {len(self._parts)} parts, {len(self._pending)} pending)"
+        return (f"CheckpointStore({self.path!r}, {state}, {len(self._parts)} parts, "
+                f"{len(self._pending)} pending)")
 
     def __enter__(self) -> "CheckpointStore":
         return self if self._lock_fd is not None else self.open()  # also ``with store.open():``
@@ -112,20 +111,14 @@ class CheckpointStore:
         if os.path.exists(path) and not os.path.isdir(path):
             raise CheckpointError(f"checkpoint path {path} is a file; checkpoint= must be a directory")
         self._refuse_foreign()
+        self._created = not os.path.exists(path)
         os.makedirs(path, exist_ok=True)
         self._lock_fd = lock(path)
         try:
             stored = M.read_meta(path)
             if stored is None:
                 self._refuse_foreign()  # again, now that we hold the lock
-                stored = {"format_version": FORMAT_VERSION, "created_at": _now_iso()}
-            M.check_version(path, stored)
-            before = stored.get("meta")
-            meta = {**(before if isinstance(before, dict) else {}), **self._meta}  # this run's keys win
-            M.write_meta(path, {"format_version": FORMAT_VERSION, "library": "batchframe",
-                                "library_version": M.library_version(),
-                                "created_at": stored.get("created_at"), "updated_at": _now_iso(),
-                                "meta": meta}, fsync=self.fsync)
+            M.stamp(path, stored, self._meta, fsync=self.fsync)
             self._runid = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
             self._next_n = 0
             if not self._recover():  # an empty part: the raw read has the fixed columns from the start
@@ -189,6 +182,7 @@ class CheckpointStore:
                 seq += 1
             if not chunks:
                 return
+            self._written = True
             self._seq = seq  # reserved before the write: an interrupted write leaves a gap, never a reuse
             data = b"".join(chunks)
             if self._newline:
@@ -337,10 +331,15 @@ class CheckpointStore:
         if self._on_step is not None:
             self._on_step(name)
 
-    def close(self, *, compact: bool = True) -> None:
+    def close(self, *, compact: bool = True, discard_unused: bool = False) -> None:
         """Flush, compact when more than COMPACT_AT_CLOSE parts (unless ``compact=False``), release
-        the lock. Idempotent."""
+        the lock. Idempotent. ``discard_unused``: a run that failed before storing anything removes
+        the directory it created (never one that existed before), so a bad first request or a
+        missing dependency leaves no half-made checkpoint behind."""
         if self._lock_fd is None:
+            return
+        if discard_unused and self._created and not self._written:
+            self._discard()
             return
         try:
             self.flush()
@@ -351,6 +350,27 @@ class CheckpointStore:
             fd, self._journal_fd = self._journal_fd, None
             self._close_fd(fd, delete=False)  # only if flush failed: the journal is recovered next open
             self._unlock()
+
+    def _discard(self) -> None:
+        fd, self._journal_fd = self._journal_fd, None
+        self._close_fd(fd, delete=True)
+        self._unlock()
+        ours = {M.META, F.LOCK, F.MANIFEST, *self._parts}
+        names = os.listdir(self.path)
+        if all(name in ours for name in names):
+            for name in names:
+                _remove(os.path.join(self.path, name))
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+
+    def quarantine(self, dirpath: str, name: str, reason: str) -> None:
+        """A part found unreadable while the run reads it: set aside (the run holds the lock) and
+        stubbed in place, its rows count as not done. The signature of ``read.read_rows``'s
+        ``on_corrupt``."""
+        self._set_aside(name, reason)
+        self._write_manifest()  # the stub is known: a later part may take its name
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
@@ -363,30 +383,13 @@ class CheckpointStore:
         try:
             return F.read_part(os.path.join(self.path, name), columns)
         except (F.CorruptPart, FileNotFoundError) as exc:
-            if F.quarantine(self.path, name, str(exc), fsync=self.fsync) is not None:
-                self._retired.stubbed(name)
-            if name in self._parts:
-                self._parts.remove(name)
-            self._ids.pop(name, None)
+            self._set_aside(name, str(exc))
             return None
 
-    def done(self) -> DoneRows:
-        """The latest stored outcome per key, as a ``DoneRows`` (a ``Mapping[str, StoredRow]``)."""
-        if self._lock_fd is None:
-            raise CheckpointError(f"checkpoint {self.path} is not open")
-        tables = [t for t in (self._read(name, _DONE_COLUMNS) for name in list(self._parts))
-                  if t is not None]
-        if self._pending:
-            tables.append(F.table_from_rows(self._pending).select(_DONE_COLUMNS))
-        return _done_rows(tables)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
-def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    def _set_aside(self, name: str, reason: str) -> None:
+        """An unreadable part: kept aside under another name, an empty stub in its place, forgotten."""
+        if F.quarantine(self.path, name, reason, fsync=self.fsync) is not None:
+            self._retired.stubbed(name)
+        if name in self._parts:
+            self._parts.remove(name)
+        self._ids.pop(name, None)

@@ -20,7 +20,7 @@ What a raw reader gets: never a ``FileNotFoundError``; every current row if it o
 within ``GRACE_S`` (a stub only replaces content whose rows were published under another name at
 least ``GRACE_S`` earlier). A reader slower than that may miss rows, never get an error.
 
-batchframe's own readers (``read._read_all``: load_checkpoint, checkpoint_summary, resume) read the
+batchframe's own readers (``read.read_rows``: load_checkpoint, checkpoint_summary, resume) read the
 manifest, then list, then open each part once: a part whose footer id the manifest names as
 superseded is not read, provided the part holding its rows (or its own successor, and so on) was
 read, else it is read after all; when the generation changed meanwhile, they read again. A stale,

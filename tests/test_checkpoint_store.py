@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import pandas as pd
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchframe.checkpoint import files as F
+from batchframe.checkpoint import superseded as S
 from batchframe.checkpoint.store import (
     FORMAT_VERSION,
     MAX_PARTS,
@@ -56,6 +58,13 @@ def parts(path) -> list[str]:
 
 def journals(path) -> list[str]:
     return sorted(n for n in os.listdir(path) if n.startswith("_journal-"))
+
+
+def live_parts(path) -> list[str]:
+    """Parts that are neither superseded (compaction merged them away) nor empty stubs."""
+    gone = set(S.read(str(path)).by)
+    return [n for n in parts(path) if not F.part_info(str(path / n)).stub
+            and F.part_info(str(path / n)).id not in gone]
 
 
 # ---- write / reopen / supersede -----------------------------------------------------------------
@@ -132,15 +141,19 @@ def test_automatic_parts_by_rows_and_by_seconds(tmp_path):
 
 
 def test_too_many_small_parts_are_compacted_while_running(tmp_path):
+    """Live parts stay under MAX_PARTS; the merged-away ones stay whole for the grace period, then
+    become empty stubs whose names the next parts take: the files stay few however long the run."""
     path = tmp_path / "ck"
     now = [0.0]
-    with CheckpointStore(path, part_rows=1000, part_seconds=1.0, clock=lambda: now[0]) as store:
-        n = 2 * MAX_PARTS + 6
+    clock = lambda: now[0]  # noqa: E731
+    with CheckpointStore(path, part_rows=1000, part_seconds=1.0, clock=clock, wall_clock=clock,
+                         grace_s=20.0) as store:
+        n = 5 * MAX_PARTS + 6
         for i in range(n):
             now[0] += 2.0  # past part_seconds: small time-based parts
             store.write([f"i:{i % 50}"], ok(f"r{i}"))
-            assert len(parts(path)) <= MAX_PARTS + 1
-        assert len(parts(path)) < 10
+            assert len(parts(path)) <= MAX_PARTS + 1 + 11  # + the parts written during one grace
+        assert len(live_parts(path)) <= MAX_PARTS + 1 and len(parts(path)) < n // 4
         done = stored(store)
     last = {i % 50: i for i in range(n)}
     assert len(done) == 50 and done["i:10"].rid == f"r{last[10]}" and done["i:49"].rid == f"r{last[49]}"
@@ -341,15 +354,17 @@ def test_other_format_version(tmp_path):
 
 
 def _two_parts(path):
-    """Two parts: the first holds i:1 and i:2, the second i:3."""
-    with CheckpointStore(path) as store:
+    """Two live parts: the first holds i:1 and i:2, the second i:3 (in a stub's name), and one stub."""
+    with CheckpointStore(path, grace_s=0) as store:
         store.write(["i:1", "i:2"], ok("a"))
         store.flush()
-        store.compact()  # one part (the empty first part merged away)
-    with CheckpointStore(path) as store:
+        store.compact()  # one part (the empty first part merged away; both emptied at close)
+    with CheckpointStore(path, grace_s=0) as store:
         store.write(["i:3"], ok("b"))
         store.close(compact=False)
-    return sorted(parts(path), key=lambda p: pq.read_table(path / p)["key"].to_pylist() != ["i:1", "i:2"])
+    assert len(parts(path)) == 3
+    return sorted(live_parts(path),
+                  key=lambda p: pq.read_table(path / p)["key"].to_pylist() != ["i:1", "i:2"])
 
 
 def test_truncated_part_is_quarantined_with_a_warning(tmp_path):
@@ -359,7 +374,8 @@ def test_truncated_part_is_quarantined_with_a_warning(tmp_path):
     (path / first).write_bytes(data[: len(data) // 2])
     with pytest.warns(RuntimeWarning, match="re-run"):
         store = CheckpointStore(path).open()
-    assert parts(path) == [second] and (path / f".corrupt-{first}").exists()
+    assert live_parts(path) == [second] and (path / f".corrupt-{first}").exists()
+    assert F.part_info(str(path / first)).stub  # the name stays, emptied: a reader's listing holds
     assert set(stored(store)) == {"i:3"}  # its rows are simply not done
     store.close()
     assert set(pd.read_parquet(path)["key"]) == {"i:3"}
@@ -378,7 +394,8 @@ def test_part_corrupt_inside_is_caught_by_checksums(tmp_path):
     store = CheckpointStore(path).open()  # the writer's reads (a run's resume) move it aside
     with pytest.warns(RuntimeWarning, match="re-run"):
         assert set(read_rows(store.path, ["rid"], on_corrupt=store.quarantine)["key"].to_pylist()) == {"i:3"}
-    assert parts(path) == [second] and (path / f".corrupt-{first}").exists()
+    assert live_parts(path) == [second] and (path / f".corrupt-{first}").exists()
+    assert F.part_info(str(path / first)).stub  # set aside by the run, stubbed in place
     store.close()
 
 
@@ -394,37 +411,43 @@ def test_compaction_leaves_one_part_and_the_same_rows(tmp_path):
     before = load_checkpoint(path)
     store.compact()
     store.close()
-    assert len(parts(path)) == 1 and journals(path) == []
+    assert len(live_parts(path)) == 1 and journals(path) == [] and len(parts(path)) == 7
     after = load_checkpoint(path)
     pd.testing.assert_frame_equal(before, after)
     assert len(after) == 17 and after.loc[3, "rid"] == "r20"
-    assert list(pq.read_table(path / parts(path)[0])["key"].to_pylist()) == sorted(after["key"])
+    assert list(pq.read_table(path / live_parts(path)[0])["key"].to_pylist()) == sorted(after["key"])
+    assert len(pd.read_parquet(path)) == 23 + 17  # within the grace: the merged-away parts, whole
+    CheckpointStore(path, wall_clock=lambda: time.time() + S.GRACE_S).open().close()
+    assert len(parts(path)) == 7 and len(pd.read_parquet(path)) == 17  # then empty stubs
+    pd.testing.assert_frame_equal(load_checkpoint(path), after)
 
 
-def test_crash_between_compaction_publish_and_delete_resolves_by_seq(tmp_path):
+def test_crash_between_compaction_publish_and_record_resolves_by_seq(tmp_path):
     path, crashed = tmp_path / "ck", tmp_path / "crashed"
     with CheckpointStore(path) as store:
         store.write(["i:1", "i:2"], ok("old"))
         store.flush()
-        store.compact()  # one part holding the old rows
+        store.compact()  # one live part holding the old rows
     with CheckpointStore(path) as store:
         store.write(["i:1"], ok("new"))
         store.flush()
         shutil.copytree(path, crashed)  # the parts before compaction
+        before = live_parts(path)
         store.compact()
-    old_parts = parts(crashed)
-    (compacted,) = parts(path)
-    shutil.copy(path / compacted, crashed / compacted)  # published, old parts not yet deleted
+    (compacted,) = live_parts(path)
+    shutil.copy(path / compacted, crashed / compacted)  # published, the old parts not yet recorded
     # name the part holding the superseded row so that it sorts last: seq decides, not file order
-    os.rename(crashed / old_parts[0], crashed / "part-zzzz-000000.parquet")
-    assert len(parts(crashed)) == 3
-    assert len(pd.read_parquet(crashed)) == 5  # raw: duplicates, as documented
+    holder = next(p for p in before if "old" in pq.read_table(crashed / p)["rid"].to_pylist())
+    os.rename(crashed / holder, crashed / "part-zzzz-000000.parquet")
+    assert len(live_parts(crashed)) == 3
+    raw = pd.read_parquet(crashed)
+    assert sorted(raw.loc[raw["key"] == "i:1", "rid"]) == ["new", "new", "old", "old"]  # as documented
     expected = load_checkpoint(path)
     pd.testing.assert_frame_equal(load_checkpoint(crashed), expected)
     with CheckpointStore(crashed) as store:
         assert stored(store)["i:1"].rid == "new" and stored(store)["i:2"].rid == "old"
         store.compact()
-    assert len(parts(crashed)) == 1
+    assert len(live_parts(crashed)) == 1
     pd.testing.assert_frame_equal(load_checkpoint(crashed), expected)
 
 

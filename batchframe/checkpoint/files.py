@@ -2,16 +2,19 @@
 
 A checkpoint is a directory::
 
-    _batchframe.json               metadata (see ``_checkpoint_meta``)
+    _batchframe.json               metadata (see ``meta``)
+    _superseded.json               parts compaction merged away, and empty stubs (see ``superseded``)
     _lock                          flock()ed by the one writer; holds the writer's pid
-    part-<runid>-<n>.parquet       finished rows, fixed schema (see ``schema()``)
+    part-<runid>-<n>.parquet       finished rows, fixed schema (see ``schema()``); the footer holds the
+                                   part's random id (and whether it is an empty stub)
     _journal-<runid>-<n>.jsonl     rows written since the last part, one orjson line per row key;
                                    journal ``<runid>-<n>`` becomes part ``<runid>-<n>`` and nothing else
     .part-<...>.parquet.<pid>.tmp  a part being written, renamed into place when complete
-    .corrupt-part-<...>.parquet    a part that could not be read, moved aside (its rows are re-run)
+    .corrupt-part-<...>.parquet    a part that could not be read, set aside (its rows are re-run)
 
 Everything that is not a finished part starts with ``_`` or ``.``, which pyarrow's dataset reader skips,
-so ``pd.read_parquet(directory)`` works at any instant, even right after a crash.
+so ``pd.read_parquet(directory)`` works at any instant, even right after a crash. A part's name, once
+published, never leaves the directory: its content only changes by ``os.replace`` (see ``superseded``).
 
 Everything here is stateless; ``_checkpoint.CheckpointStore`` holds the lock and decides when it runs.
 """
@@ -22,8 +25,10 @@ import functools
 import logging
 import math
 import os
+import secrets
+import shutil
 import warnings
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import orjson
@@ -40,6 +45,8 @@ LOCK = "_lock"
 PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
 JOURNAL_PREFIX, JOURNAL_SUFFIX = "_journal-", ".jsonl"
 CORRUPT_PREFIX = ".corrupt-"
+MANIFEST = "_superseded.json"
+PART_KEY = b"batchframe"  # a part's footer key: {"id": <32 hex>, "stub": bool}
 
 # Columns read off the Result (the result columns, then what else a completion returns); the others
 # ("cost") come from write()'s arguments.
@@ -64,6 +71,25 @@ ROW_GROUP = 131_072  # rows per row group: bounded pages, row groups decoded in 
 
 class CorruptPart(Exception):
     """A part file that cannot be read (truncated, bad checksum, wrong schema)."""
+
+
+class PartInfo(NamedTuple):
+    """What a part's footer says: its id (None: written before parts had ids), stub or not, top seq."""
+
+    id: str | None
+    stub: bool
+    max_seq: int
+
+
+def _ident(kv: dict | None) -> tuple[str | None, bool]:
+    raw = (kv or {}).get(PART_KEY)
+    try:
+        obj = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        return None, False
+    return obj["id"], obj.get("stub") is True
 
 
 @functools.cache
@@ -172,8 +198,20 @@ def read_part(path: str, columns: Sequence[str], where: Any = None) -> pa.Table:
     """Some columns of one part (checksums verified), only the rows matching ``where`` when given
     (pushed down: row groups whose statistics exclude it are not read). FileNotFoundError passes
     through; anything else wrong with the file raises CorruptPart."""
+    return read_part_or_skip(path, columns, (), where)[1]
+
+
+def read_part_or_skip(path: str, columns: Sequence[str], skip: Any,
+                      where: Any = None) -> tuple[str | None, pa.Table | None]:
+    """(the part's id, some of its columns) as ``read_part``, but the table is None when the id is in
+    ``skip`` (a superseded part: its data is not read). One open file, so the id and the rows are of
+    the same content even if the name is replaced meanwhile."""
     try:
-        with pq.ParquetFile(path, page_checksum_verification=True) as pf:
+        with pa.OSFile(path) as f:
+            pf = pq.ParquetFile(f, page_checksum_verification=True)
+            pid, _ = _ident(pf.metadata.metadata)
+            if pid is not None and pid in skip:
+                return pid, None
             names = pf.schema_arrow.names
             missing = [c for c in REQUIRED if c not in names]
             if missing:
@@ -181,10 +219,10 @@ def read_part(path: str, columns: Sequence[str], where: Any = None) -> pa.Table:
             present = [c for c in columns if c in names]
             if where is None:
                 table = pf.read(columns=present)
-        if where is not None:
-            table = pq.read_table(path, columns=present, filters=where, page_checksum_verification=True,
-                                  pre_buffer=False, use_threads=False)
-        return _conform(table, columns)
+            else:
+                table = pq.read_table(f, columns=present, filters=where, page_checksum_verification=True,
+                                      pre_buffer=False, use_threads=False)
+        return pid, _conform(table, columns)
     except (FileNotFoundError, PermissionError):
         raise
     except CorruptPart:
@@ -193,14 +231,16 @@ def read_part(path: str, columns: Sequence[str], where: Any = None) -> pa.Table:
         raise CorruptPart(str(exc) or type(exc).__name__) from exc
 
 
-def part_max_seq(path: str) -> int:
-    """Check a part's footer and schema (cheap: no data read), and return its highest seq (-1 if empty)."""
+def part_info(path: str) -> PartInfo:
+    """Check a part's footer and schema (cheap: no data read): its id, whether it is a stub, its highest
+    seq (-1 if empty)."""
     try:
         md = pq.read_metadata(path)
         names = md.schema.to_arrow_schema().names
         missing = [c for c in REQUIRED if c not in names]
         if missing:
             raise CorruptPart(f"missing column(s) {missing}")
+        pid, stub = _ident(md.metadata)
         idx = names.index("seq")
         best = -1
         for i in range(md.num_row_groups):
@@ -209,7 +249,7 @@ def part_max_seq(path: str) -> int:
                 break
             best = max(best, int(stats.max))
         else:
-            return best
+            return PartInfo(pid, stub, best)
     except FileNotFoundError:
         raise
     except CorruptPart:
@@ -217,12 +257,15 @@ def part_max_seq(path: str) -> int:
     except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
         raise CorruptPart(str(exc) or type(exc).__name__) from exc
     seq = read_part(path, ["seq"])["seq"]  # no statistics: read the column
-    return int(pc.max(seq).as_py()) if len(seq) else -1
+    return PartInfo(pid, stub, int(pc.max(seq).as_py()) if len(seq) else -1)
 
 
-def write_part(table: pa.Table, dirpath: str, name: str, *, fsync: bool) -> None:
-    """Publish ``table`` as ``dirpath/name`` atomically: hidden temp file, then os.replace."""
+def write_part(table: pa.Table, dirpath: str, name: str, *, fsync: bool, stub: bool = False) -> str:
+    """Publish ``table`` as ``dirpath/name`` atomically (hidden temp file, then os.replace) under a
+    new random part id, which it returns. ``stub``: an empty part that marks a free name."""
     sch = schema()
+    pid = secrets.token_hex(16)
+    sch = sch.with_metadata({**sch.metadata, PART_KEY: orjson.dumps({"id": pid, "stub": stub})})
     table = pa.Table.from_arrays(table.select(sch.names).columns, schema=sch)  # the fixed schema, always
     tmp = os.path.join(dirpath, f".{name}.{os.getpid()}.tmp")
     try:
@@ -243,6 +286,12 @@ def write_part(table: pa.Table, dirpath: str, name: str, *, fsync: bool) -> None
         raise
     if fsync:
         fsync_dir(dirpath)
+    return pid
+
+
+def write_stub(dirpath: str, name: str, *, fsync: bool) -> str:
+    """Replace ``name`` (atomically) with an empty part marked as a stub; its new id."""
+    return write_part(table_from_rows([]), dirpath, name, fsync=fsync, stub=True)
 
 
 def warn(msg: str) -> None:
@@ -250,19 +299,29 @@ def warn(msg: str) -> None:
     warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
-def quarantine(dirpath: str, name: str, reason: str) -> None:
-    """Move an unreadable part aside to a hidden ``.corrupt-<name>`` and warn that its rows will re-run."""
+def quarantine(dirpath: str, name: str, reason: str, *, fsync: bool = False) -> str | None:
+    """Set an unreadable part aside as a hidden ``.corrupt-<name>`` and warn that its rows will re-run.
+    The name stays: a hard link keeps the bytes, then an empty stub replaces the part (a reader that
+    listed it opens a valid part). Returns the stub's id (None if the part had vanished)."""
     target = CORRUPT_PREFIX + name
     n = 1
     while os.path.exists(os.path.join(dirpath, target)):
         n += 1
         target = f"{CORRUPT_PREFIX}{n}-{name}"
+    src, dst = os.path.join(dirpath, name), os.path.join(dirpath, target)
     try:
-        os.replace(os.path.join(dirpath, name), os.path.join(dirpath, target))
+        try:
+            os.link(src, dst)
+        except FileNotFoundError:
+            raise
+        except OSError:  # no hard links on this filesystem: a copy
+            shutil.copyfile(src, dst)
     except FileNotFoundError:
-        pass
-    warn(f"checkpoint {dirpath}: part {name} is unreadable ({reason}); moved aside to {target}. "
+        return None
+    pid = write_stub(dirpath, name, fsync=fsync)
+    warn(f"checkpoint {dirpath}: part {name} is unreadable ({reason}); set aside as {target}. "
          f"The rows it held count as not done and will be re-run.")
+    return pid
 
 
 def unique_seq(table: pa.Table) -> pa.Table:
@@ -304,7 +363,7 @@ def scan(dirpath: str) -> tuple[list[str], list[str], list[str]]:
             parts.append(name)
         elif name.startswith(JOURNAL_PREFIX) and name.endswith(JOURNAL_SUFFIX):
             journals.append(name)
-        elif name.endswith(".tmp") and name.startswith((".part-", "." + META + ".")):
+        elif name.endswith(".tmp") and name.startswith((".part-", "." + META + ".", "." + MANIFEST + ".")):
             temps.append(name)
     return sorted(parts), sorted(journals), sorted(temps)
 

@@ -3,6 +3,7 @@ and the caller's ``meta`` mapping (model, base_url, params, prices, ...). Never 
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib.metadata
 import os
 import re
@@ -101,3 +102,16 @@ def write_meta(dirpath: str, meta: Mapping[str, Any], *, fsync: bool) -> None:
     os.replace(tmp, os.path.join(dirpath, META))
     if fsync:
         fsync_dir(dirpath)
+
+
+def stamp(dirpath: str, stored: Mapping[str, Any] | None, meta: Mapping[str, Any], *, fsync: bool) -> None:
+    """Open a checkpoint for writing: its version checked (``stored``: the metadata found, None for a
+    new one), then the metadata written again with ``meta`` merged in (this run's keys win)."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    stored = stored if stored is not None else {"format_version": FORMAT_VERSION, "created_at": now}
+    check_version(dirpath, stored)
+    before = stored.get("meta")
+    write_meta(dirpath, {"format_version": FORMAT_VERSION, "library": "batchframe",
+                         "library_version": library_version(), "created_at": stored.get("created_at"),
+                         "updated_at": now, "meta": {**(before if isinstance(before, dict) else {}), **meta}},
+                fsync=fsync)

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from . import files as F
 from . import meta as M
+from . import superseded as S
 from ..records import OK, OUTPUT_COLUMNS, RESULT_COLUMNS
 from ..exceptions import CheckpointError
 
@@ -26,29 +27,56 @@ def read_rows(dirpath: str, columns: Sequence[str], where: Any = None,
     """Every stored row (parts and journals, superseded attempts included) matching ``where`` (a
     pyarrow expression over ``columns``), with ``key`` and ``seq`` always among the columns.
 
+    Parts compaction merged away (see ``superseded``) are not read when the part holding their rows
+    was read in the same pass: the rows differ from a read that includes them only by attempts that
+    lose by seq. A stale or damaged record of them costs a second read of those rows, never a lost one.
+
     The one policy for a damaged part: it is left out (its rows count as not done, so they are re-run)
     and ``on_corrupt(dirpath, name, reason)`` is told: by default a warning (read-only readers never
     move a file); a run, which holds the lock, passes its store's ``quarantine``. Lists the directory
-    again when a writer publishes or compacts between the listing and the read."""
+    again when a writer publishes, compacts or empties parts between the listing and the read."""
     columns = list(dict.fromkeys(["key", "seq", *columns]))
     for attempt in range(10):
+        manifest = S.read(dirpath)  # before listing: a part it names superseded is listed with its heir
+        by = manifest.by
         parts, journals, _ = F.scan(dirpath)
         tables: list[pa.Table] = []
         try:
+            read_ids, deferred = set(), {}
             for name in parts:
-                try:
-                    tables.append(F.read_part(os.path.join(dirpath, name), columns, where))
-                except F.CorruptPart as exc:
-                    (on_corrupt or _skip)(dirpath, name, str(exc))
+                pid, table = _read_part(dirpath, name, columns, by, where, on_corrupt)
+                if table is None:
+                    if pid is not None:
+                        deferred[pid] = name
+                    continue
+                read_ids.add(pid)
+                tables.append(table)
+            for name in S.uncovered(deferred, by, read_ids):  # its heir was not read: read it after all
+                pid, table = _read_part(dirpath, name, columns, (), where, on_corrupt)
+                if table is not None:
+                    tables.append(table)
             for name in journals:
                 table = F.journal_table(os.path.join(dirpath, name)).select(columns)
                 tables.append(table if where is None else table.filter(where))
         except FileNotFoundError:
-            continue  # a writer flushed or compacted between the listing and the read: list again
+            continue  # a writer flushed between the listing and the read: list again
+        if S.read(dirpath).generation != manifest.generation:
+            continue  # superseded parts were emptied meanwhile: what was read may lack their rows
         if not tables:
             return F.empty_table(columns)
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     raise CheckpointError(f"checkpoint {dirpath} kept changing while being read; try again")
+
+
+def _read_part(dirpath: str, name: str, columns: list[str], skip: Any, where: Any,
+               on_corrupt: Callable[[str, str, str], None] | None) -> tuple[str | None, pa.Table | None]:
+    """(its footer id, its rows) or (its id, None) when that id is in ``skip``, or (None, None) when
+    it is damaged (then ``on_corrupt`` is told)."""
+    try:
+        return F.read_part_or_skip(os.path.join(dirpath, name), columns, skip, where)
+    except F.CorruptPart as exc:
+        (on_corrupt or _skip)(dirpath, name, str(exc))
+        return None, None
 
 
 def _skip(dirpath: str, name: str, reason: str) -> None:

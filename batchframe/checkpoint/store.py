@@ -7,34 +7,34 @@
 ``os.fsync`` with ``fsync=True``): when it returns, a ``kill -9`` loses nothing. Every ``part_rows``
 rows or ``part_seconds`` seconds (and at ``flush()``/``close()``) the journal's rows become a Parquet
 part, published atomically, and only then is the journal deleted. ``open()`` turns a crashed run's
-journals into parts; ``close()`` compacts all parts into one (current row per key, sorted by key).
+journals into parts; ``close()`` compacts small parts into one (current row per key, sorted by key).
+Compaction never deletes a part: the merged ones are recorded as superseded and emptied later (see
+``superseded``), so a reader that listed the directory always finds what it listed.
 Later writes of a key win by ``seq``, which increases across runs. The file layout is described in
-``_checkpoint_files``.
+``files``.
 
 Not thread-safe: one thread (the run's dispatcher) calls ``write()``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import fcntl
 import operator
 import os
 import secrets
-import socket
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import files as F
 from . import meta as M
+from . import superseded as S
+from .recovery import lock, recover, remove as _remove, unlock
 from .meta import FORMAT_VERSION
 from .read import checkpoint_summary, load_checkpoint
 from ..records import FAILED, OK, Result
-from ..exceptions import CheckpointError, CheckpointLocked, ConfigError
+from ..exceptions import CheckpointError, ConfigError
 
 __all__ = ["FORMAT_VERSION", "CheckpointStore", "load_checkpoint", "checkpoint_summary"]
 
@@ -57,35 +57,44 @@ class CheckpointStore:
 
     def __init__(self, path: str | os.PathLike, *, fsync: bool = False, part_rows: int = 50_000,
                  part_seconds: float = 30.0, meta: Mapping[str, Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+                 grace_s: float = S.GRACE_S, on_step: Callable[[str], None] | None = None) -> None:
         if int(part_rows) < 1:
             raise ConfigError(f"part_rows must be >= 1, got {part_rows!r}")
         if not part_seconds > 0:
             raise ConfigError(f"part_seconds must be > 0, got {part_seconds!r}")
+        if not grace_s >= 0:
+            raise ConfigError(f"grace_s must be >= 0, got {grace_s!r}")
         self.path = os.fspath(path)
         self.fsync = bool(fsync)
         self.part_rows = int(part_rows)
         self.part_seconds = float(part_seconds)
         self._clock = clock  # for part_seconds; tests pass a fake one
+        self._wall = wall_clock  # when parts were superseded (compared across runs)
+        self.grace_s = float(grace_s)  # how long a superseded part stays whole (see ``superseded``)
+        self._on_step = on_step  # called with the name of each step of flush/compaction (tests)
         self._meta = dict(meta or {})
         M.check_meta(self._meta)  # refuses key-like values before anything touches the disk
         self._lock_fd: int | None = None
         self._runid = ""
         self._next_n = 0
         self._journal_fd: int | None = None
-        self._journal_n = -1
+        self._stem = ""  # the journal's: journal <stem> becomes part <stem>
         self._newline = False  # a failed write may have left a partial line: start the next on a new one
         self._pending: list[tuple] = []  # rows in the journal, laid out as F.ROW_NAMES
         self._since = 0.0  # monotonic time of the first pending row
         self._retry_at = 0.0  # after a failed automatic flush, not before this monotonic time
         self._seq = 0
-        self._parts: list[str] = []
+        self._parts: list[str] = []  # live parts (not superseded, not stubs)
+        self._ids: dict[str, str | None] = {}  # live part -> the id in its footer
+        self._retired = S.Retired(S.Manifest(), {})
         self._created = False  # this store made the directory (see close(discard_unused=))
         self._written = False
 
     def __repr__(self) -> str:
         state = "open" if self._lock_fd is not None else "closed"
-        return f"CheckpointStore({self.path!r}, {state}, {len(self._parts)} parts, {len(self._pending)} pending)"
+        return (f"CheckpointStore({self.path!r}, {state}, {len(self._parts)} parts, "
+                f"{len(self._pending)} pending)")
 
     def __enter__(self) -> "CheckpointStore":
         return self if self._lock_fd is not None else self.open()  # also ``with store.open():``
@@ -104,24 +113,17 @@ class CheckpointStore:
         self._refuse_foreign()
         self._created = not os.path.exists(path)
         os.makedirs(path, exist_ok=True)
-        self._lock_fd = _lock(path)
+        self._lock_fd = lock(path)
         try:
             stored = M.read_meta(path)
             if stored is None:
                 self._refuse_foreign()  # again, now that we hold the lock
-                stored = {"format_version": FORMAT_VERSION, "created_at": _now_iso()}
-            M.check_version(path, stored)
-            before = stored.get("meta")
-            meta = {**(before if isinstance(before, dict) else {}), **self._meta}  # this run's keys win
-            M.write_meta(path, {"format_version": FORMAT_VERSION, "library": "batchframe",
-                                "library_version": M.library_version(),
-                                "created_at": stored.get("created_at"), "updated_at": _now_iso(),
-                                "meta": meta}, fsync=self.fsync)
+            M.stamp(path, stored, self._meta, fsync=self.fsync)
             self._runid = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
             self._next_n = 0
-            self._recover()
-            if not self._parts:  # an empty part: the raw read has the fixed columns from the start
-                self._parts = [self._publish(F.table_from_rows([]))]
+            if not self._recover():  # an empty part: the raw read has the fixed columns from the start
+                self._parts = [self._publish(F.table_from_rows([]))[0]]
+            self._retire_due()
         except BaseException:
             self._unlock()
             raise
@@ -134,35 +136,16 @@ class CheckpointStore:
                     f"{self.path} is not empty and is not a batchframe checkpoint (no {M.META}); "
                     f"refusing to write into it. Point checkpoint= at a new or empty directory.")
 
-    def _recover(self) -> None:
-        path = self.path
-        parts, journals, temps = F.scan(path)
-        for name in temps:  # we hold the lock: these are a dead writer's
-            _remove(os.path.join(path, name))
-        max_seq, good = -1, []
-        for name in parts:
-            try:
-                max_seq = max(max_seq, F.part_max_seq(os.path.join(path, name)))
-                good.append(name)
-            except (F.CorruptPart, FileNotFoundError) as exc:
-                F.quarantine(path, name, str(exc))
-        for name in journals:  # journal <x> becomes part <x>, merged with it if it was published
-            part = F.part_of_journal(name)
-            table = F.journal_table(os.path.join(path, name))
-            if part in good:
-                published = self._read(part, F.schema().names, good)
-                if published is not None:
-                    table = F.unique_seq(pa.concat_tables([published, table]))
-            if table.num_rows:
-                F.write_part(table, path, part, fsync=self.fsync)
-                if part not in good:
-                    good.append(part)
-                max_seq = max(max_seq, pc.max(table["seq"]).as_py())
-            _remove(os.path.join(path, name))
-        if journals and self.fsync:
-            M.fsync_dir(path)
-        self._parts = sorted(good)
-        self._seq = max_seq + 1
+    def _recover(self) -> bool:
+        """Journals become parts; parts are sorted into live, superseded and stubs. False when the
+        directory holds no part at all."""
+        found = recover(self.path, fsync=self.fsync)
+        self._retired, self._seq = found.retired, found.next_seq
+        self._parts = list(found.retired.live)
+        self._ids = dict(found.ids)
+        if found.rewrite_manifest:
+            self._write_manifest()
+        return found.any_part
 
     # ---- write ---------------------------------------------------------------------------------
 
@@ -223,9 +206,8 @@ class CheckpointStore:
             self._auto_flush()
 
     def _open_journal(self) -> int:
-        self._journal_n = self._next_n
-        self._next_n += 1
-        name = f"{F.JOURNAL_PREFIX}{self._runid}-{self._journal_n:06d}{F.JOURNAL_SUFFIX}"
+        self._stem = self._new_stem()
+        name = f"{F.JOURNAL_PREFIX}{self._stem}{F.JOURNAL_SUFFIX}"
         fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                      0o644)
         if self.fsync:
@@ -249,32 +231,40 @@ class CheckpointStore:
             raise CheckpointError(f"checkpoint {self.path} is not open")
         if self._journal_fd is None:
             return
-        if self._pending:
-            part = f"{F.PART_PREFIX}{self._runid}-{self._journal_n:06d}{F.PART_SUFFIX}"
-            F.write_part(F.table_from_rows(self._pending), self.path, part, fsync=self.fsync)
+        part = f"{F.PART_PREFIX}{self._stem}{F.PART_SUFFIX}"
+        if self._pending:  # over a new name, or a free stub's (empty: nothing is lost)
+            self._ids[part] = F.write_part(F.table_from_rows(self._pending), self.path, part,
+                                           fsync=self.fsync)
+            self._retired.published(part)
             if part not in self._parts:  # an interrupted flush may have published it already
                 self._parts.append(part)
+            self._step("flush:published")
         # Order matters if Ctrl-C lands in between: first send new writes to a new journal, then drop
         # the rows from memory, then delete the old journal (a leftover one is merged at next open).
         fd, self._journal_fd = self._journal_fd, None
         self._pending = []
         self._close_fd(fd, delete=True)
+        self._retired.give_back(part)  # a stub taken for a journal that stayed empty
+        self._step("flush:done")
         if len(self._parts) > MAX_PARTS:
             self.compact(small_only=True)
+        self._retire_due()
 
     def _close_fd(self, fd: int | None, *, delete: bool) -> None:
         if fd is None:
             return
         os.close(fd)
         if delete:
-            name = f"{F.JOURNAL_PREFIX}{self._runid}-{self._journal_n:06d}{F.JOURNAL_SUFFIX}"
+            name = f"{F.JOURNAL_PREFIX}{self._stem}{F.JOURNAL_SUFFIX}"
             _remove(os.path.join(self.path, name))
             if self.fsync:
                 M.fsync_dir(self.path)
 
     def compact(self, *, small_only: bool = False) -> None:
-        """Merge parts into one (current row per key, sorted by key): published before the old
-        parts are deleted, so a crash in between leaves duplicates that seq resolves.
+        """Merge parts into one (current row per key, sorted by key). The merged part is published
+        first, then the old ones are recorded as superseded, left whole for ``grace_s`` and then
+        emptied (see ``superseded``): nothing a reader listed ever disappears, and a crash at any
+        step leaves at most duplicates that seq resolves.
 
         ``small_only``: merge only parts under half of ``part_rows`` (the leftovers of short runs
         and time-based flushes), never the full ones: what happens automatically, so memory stays
@@ -289,20 +279,57 @@ class CheckpointStore:
             return
         columns = F.schema().names
         tables = [t for t in (self._read(name, columns) for name in old) if t is not None]
+        old = [name for name in old if name in self._parts]  # an unreadable one is a stub now
         table = F.current(pa.concat_tables(tables)) if tables else F.table_from_rows([])
-        merged = self._publish(table)
+        merged, mid = self._publish(table)
+        self._step("compact:published")
+        gone = [(name, self._ids.pop(name, None)) for name in old]
         self._parts = [p for p in self._parts if p not in old] + [merged]
-        for name in old:
-            _remove(os.path.join(self.path, name))
-        if self.fsync:
-            M.fsync_dir(self.path)
+        self._retired.supersede(gone, by=mid, at=self._wall())
+        self._write_manifest()
+        self._step("compact:recorded")
 
-    def _publish(self, table: pa.Table) -> str:
-        """A new part under a number no journal uses."""
-        name = f"{F.PART_PREFIX}{self._runid}-{self._next_n:06d}{F.PART_SUFFIX}"
+    def _retire_due(self) -> None:
+        """Empty the superseded parts whose grace is over: the generation first (readers that began
+        before it read again), then each part replaced by a stub, whose name is then free."""
+        due = self._retired.due(self._wall(), self.grace_s)
+        if not due:
+            return
+        try:
+            self._retired.generation += 1
+            self._write_manifest()
+            self._step("stub:announced")
+            for entry in due:
+                F.write_stub(self.path, entry.name, fsync=self.fsync)
+                self._retired.stubbed(entry.name)
+                self._step("stub:replaced")
+            self._write_manifest()
+            self._step("stub:done")
+        except (OSError, pa.ArrowException) as exc:  # housekeeping: the rows are all in place
+            F.log.warning("checkpoint %s: could not empty superseded parts (%s); will try again",
+                          self.path, exc)
+
+    def _new_stem(self) -> str:
+        """A free stub's name (reused: the files stay few), else a new one."""
+        name = self._retired.take()
+        if name is not None:
+            return name[len(F.PART_PREFIX):-len(F.PART_SUFFIX)]
         self._next_n += 1
-        F.write_part(table, self.path, name, fsync=self.fsync)
-        return name
+        return f"{self._runid}-{self._next_n - 1:06d}"
+
+    def _publish(self, table: pa.Table) -> tuple[str, str]:
+        """A new part under a name no journal uses: (its name, its id)."""
+        name = f"{F.PART_PREFIX}{self._new_stem()}{F.PART_SUFFIX}"
+        pid = self._ids[name] = F.write_part(table, self.path, name, fsync=self.fsync)
+        self._retired.published(name)
+        return name, pid
+
+    def _write_manifest(self) -> None:
+        S.write(self.path, self._retired.manifest(), fsync=self.fsync)
+
+    def _step(self, name: str) -> None:
+        if self._on_step is not None:
+            self._on_step(name)
 
     def close(self, *, compact: bool = True, discard_unused: bool = False) -> None:
         """Flush, compact when more than COMPACT_AT_CLOSE parts (unless ``compact=False``), release
@@ -318,6 +345,7 @@ class CheckpointStore:
             self.flush()
             if compact and len(self._parts) > COMPACT_AT_CLOSE:
                 self.compact(small_only=True)
+            self._retire_due()
         finally:
             fd, self._journal_fd = self._journal_fd, None
             self._close_fd(fd, delete=False)  # only if flush failed: the journal is recovered next open
@@ -327,7 +355,7 @@ class CheckpointStore:
         fd, self._journal_fd = self._journal_fd, None
         self._close_fd(fd, delete=True)
         self._unlock()
-        ours = {M.META, F.LOCK, *self._parts}
+        ours = {M.META, F.LOCK, F.MANIFEST, *self._parts}
         names = os.listdir(self.path)
         if all(name in ours for name in names):
             for name in names:
@@ -338,56 +366,30 @@ class CheckpointStore:
                 pass
 
     def quarantine(self, dirpath: str, name: str, reason: str) -> None:
-        """A part found unreadable while the run reads it: moved aside (the run holds the lock), its
-        rows count as not done. The signature of ``read.read_rows``'s ``on_corrupt``."""
-        F.quarantine(dirpath, name, reason)
-        if name in self._parts:
-            self._parts.remove(name)
+        """A part found unreadable while the run reads it: set aside (the run holds the lock) and
+        stubbed in place, its rows count as not done. The signature of ``read.read_rows``'s
+        ``on_corrupt``."""
+        self._set_aside(name, reason)
+        self._write_manifest()  # the stub is known: a later part may take its name
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        unlock(fd)
 
     # ---- read ----------------------------------------------------------------------------------
 
-    def _read(self, name: str, columns: Sequence[str], parts: list[str] | None = None) -> pa.Table | None:
-        """One part, or None when it is unreadable (then moved aside and forgotten, with a warning)."""
+    def _read(self, name: str, columns: Sequence[str]) -> pa.Table | None:
+        """One live part, or None when it is unreadable (then set aside and forgotten, with a warning)."""
         try:
             return F.read_part(os.path.join(self.path, name), columns)
         except (F.CorruptPart, FileNotFoundError) as exc:
-            F.quarantine(self.path, name, str(exc))
-            parts = self._parts if parts is None else parts
-            if name in parts:
-                parts.remove(name)
+            self._set_aside(name, str(exc))
             return None
 
-
-def _lock(path: str) -> int:
-    name = os.path.join(path, F.LOCK)
-    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 256).decode("utf-8", "replace").strip() or "pid unknown"
-        os.close(fd)
-        raise CheckpointLocked(f"checkpoint {path} is being written by another run ({holder}); wait for "
-                               f"it to finish or stop it, or use another checkpoint directory") from None
-    except BaseException:
-        os.close(fd)
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-    return fd
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
-def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    def _set_aside(self, name: str, reason: str) -> None:
+        """An unreadable part: kept aside under another name, an empty stub in its place, forgotten."""
+        if F.quarantine(self.path, name, reason, fsync=self.fsync) is not None:
+            self._retired.stubbed(name)
+        if name in self._parts:
+            self._parts.remove(name)
+        self._ids.pop(name, None)

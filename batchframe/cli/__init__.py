@@ -6,7 +6,11 @@ live in ``run``, ``estimate`` and ``status``; ``plan`` maps the flags onto ``com
 
 Exit codes: 0 every row ok; 3 some rows failed; 4 some rows pending (interrupted, budget or
 deadline: rerun the same command to resume); 1 the run stopped on an error that hits every row
-(bad key, unknown model, ...); 2 bad arguments or input; 130 a second Ctrl-C.
+(bad key, unknown model, a full disk, ...); 2 bad arguments or input; 130 a second Ctrl-C.
+
+A first Ctrl-C or SIGTERM stops the command at any moment: the run loop handles it itself (stop
+sending, save, report); outside it (start-up, writing the output) ``main`` turns it into one line
+and exit code 4, like an interrupted run.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Sequence
 
 from .args import duration as _duration, json_object as _json_object, param as _param
 from .args import positive_int as _positive_int, wrap as _wrap
+from .stops import StopOnSignal as _StopOnSignal, Stopped as _Stopped
+from .stops import disk_full as _disk_full, is_full as _is_full
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_FAILED_ROWS, EXIT_PENDING = 0, 1, 2, 3, 4
 EXIT_ABORTED = 130
@@ -208,10 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["simulate"]:
+    if argv[:1] == ["simulate"]:  # a server: stops on its own signals
         from ..simulator import main as simulate_main
 
         return simulate_main(argv[1:]) or 0
+    try:
+        with _StopOnSignal():
+            return _main(argv)
+    except _Stopped as exc:  # before the command started, or after it ended
+        return _stopped(exc)
+
+
+def _stopped(exc: _Stopped) -> int:
+    print(f"batchframe: interrupted ({exc.name}) before the run could finish; rerun the same command "
+          "to resume", file=sys.stderr)
+    return EXIT_PENDING
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad argument (2, after argparse's message)
@@ -262,11 +282,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(f"batchframe: error: {cli_words(_one_line(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except _Stopped as exc:
+        return _stopped(exc)
     except (KeyboardInterrupt, RunInterrupted):
         print("batchframe: interrupted: rerun the same command to resume", file=sys.stderr)
         return EXIT_ABORTED
     except BatchframeError as exc:
         print(f"batchframe: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FATAL
+    except OSError as exc:
+        if not _is_full(exc):
+            raise
+        from .plan import checkpoint_path
+
+        ckpt = checkpoint_path(args) if args.command == "run" else None
+        print(f"batchframe: error: {_disk_full(exc, ckpt)}", file=sys.stderr)
         return EXIT_FATAL
 
 

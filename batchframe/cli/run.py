@@ -32,6 +32,9 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 def _check_output(args: argparse.Namespace, source: _io.Source, out: Path, ckpt: str | None,
                   meta: dict) -> str:
+    _check_room(out, "output", "-o")
+    if ckpt is not None:
+        _check_room(Path(ckpt), "checkpoint", "--checkpoint" if args.checkpoint else "-o")
     fmt = _io.format_of(out, args.output_format, flag="--output-format") if not out.is_dir() else None
     if fmt is None:
         raise ConfigError(f"output {out} is a directory: give a file name ending in .csv, .tsv, .jsonl or .parquet")
@@ -48,6 +51,20 @@ def _check_output(args: argparse.Namespace, source: _io.Source, out: Path, ckpt:
         raise ConfigError(f"output {out} exists and was not written by a run of this command ({where}); "
                           "nothing was overwritten: remove it, choose another -o, or pass --overwrite")
     return fmt
+
+
+def _check_room(path: Path, what: str, option: str) -> None:
+    """``path`` can be created: its nearest existing ancestor is a directory we may write in."""
+    for parent in path.parents:
+        if parent.exists():
+            break
+    else:  # pragma: no cover  (the root exists)
+        return
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {path}: {parent} is a file, not a directory; choose another {option}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: cannot create files in {parent} (permission denied); "
+                          f"choose another {option}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

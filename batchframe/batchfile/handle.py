@@ -94,8 +94,10 @@ def batches(checkpoint: str, opts: Any = None) -> Any:
         from .options import file_base_url
 
         base = file_base_url(opts.spec.base_url)
-        control = Control(make_client(base, opts.api_key, opts.timeout), timeout=opts.timeout, retry=opts.retry,
-                          dashscope=is_dashscope(base), redact=Redactor([opts.api_key]))
+        client = getattr(opts, "client", None)
+        control = Control(make_client(base, opts.api_key, opts.timeout, client), timeout=opts.timeout,
+                          retry=opts.retry, dashscope=is_dashscope(base), redact=Redactor([opts.api_key]),
+                          owned=client is None)
     rows = []
     try:
         for c in sorted(joblog.chunks.values(), key=lambda c: c.n):

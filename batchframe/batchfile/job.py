@@ -132,6 +132,10 @@ class FileJob:
         if stop is None and ctx.budget_hit:
             stop = "budget"
         self.stop = stop
+        if stop == "interrupted":
+            log.warning("batchframe: stopped waiting; the batches go on on the server (they are recorded in "
+                        "%s): the same call again collects them, job.cancel() or `batchframe cancel` cancels them",
+                        opts.checkpoint)
         if self.phase == "submit":
             return False
         self.send = stop == "fallback"

@@ -86,6 +86,9 @@ class Waiter:
             if chunk.batch_id is None:
                 if self.reason is not None:  # cancelling: never created, nothing ran
                     ctx.log.append({"e": "merged", "n": chunk.n, "status": "cancelled", "pending": chunk.rows})
+                    if chunk.file_id and not ctx.file.keep_remote_files:
+                        ctx.control.delete(chunk.file_id)
+                        ctx.log.append({"e": "deleted", "n": chunk.n})
                 else:
                     ctx.ensure(chunk)  # a retry chunk (or one a crash left): upload, create, record
                 changed = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import accessor  # noqa: F401  (registers df.batchchat)
-from .api import complete, estimate
+from .api import complete, estimate, submit
 from .exceptions import (
     BatchframeError,
     BudgetExceeded,
@@ -39,6 +39,7 @@ __all__ = [
     "complete",
     "estimate",
     "load_checkpoint",
+    "submit",
 ]
 
 

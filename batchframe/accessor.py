@@ -21,6 +21,12 @@ class BatchChatAccessor:
 
     complete.__doc__ = "Send one chat completion per row; see batchframe.complete for every option."
 
+    def submit(self, prompt_col: str | None = None, **kwargs: Any) -> Any:
+        """Batch File mode, detached: returns a Job once the batches exist; see batchframe.submit."""
+        from .api import submit
+
+        return submit(self._df, prompt_col, **kwargs)
+
     def estimate(self, prompt_col: str | None = None, **kwargs: Any) -> Any:
         """Count tokens and project the cost of the same complete() call; see batchframe.estimate."""
         from .api import estimate

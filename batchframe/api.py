@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .exceptions import ConfigError
 from .io.frames import FrameSource, FrameSink
 from .pipeline.deliver import deliver
 from .pipeline.options import RunOptions, resolve
@@ -53,7 +54,8 @@ complete.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
      *inspect.signature(resolve).parameters.values()], return_annotation=pd.DataFrame)
 
 
-def run_frame(df: pd.DataFrame, opts: RunOptions, *, on_engine: Callable[[Any], None] | None = None) -> pd.DataFrame:
+def run_frame(df: pd.DataFrame, opts: RunOptions, *, on_engine: Callable[[Any], None] | None = None,
+              job: Any = None) -> pd.DataFrame:
     """One run over a pandas frame with resolved options (``complete()``, and Dask's partitions)."""
     from .pipeline.parsed import Parse
     from .pipeline.run import Run
@@ -62,12 +64,28 @@ def run_frame(df: pd.DataFrame, opts: RunOptions, *, on_engine: Callable[[Any], 
     parse = (Parse(opts.structured, opts.names, nested="object")
              if opts.structured is not None and opts.structured.parse else None)
     sink = FrameSink(df, parse, opts.names["tool_calls"] if "tool_calls" in opts.outputs else None)
-    outcome = Run(opts, source, sink, on_engine=on_engine).run()
+    outcome = Run(opts, source, sink, on_engine=on_engine, job=job).run()
     out = sink.frame()
     if parse is not None:
         outcome.summary.parse_errors = parse.errors
     out.attrs["batchframe"] = outcome.summary.as_dict()
     return deliver(outcome, opts, out)
+
+
+def submit(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) -> Any:
+    """Batch File mode, detached: submit the rows as batches and return a ``batchframe.batchfile.Job``
+    as soon as the batches exist (``job.status()``, ``job.wait()`` -> the frame, ``job.cancel()``).
+    Every option of ``complete()``; ``checkpoint=`` is required (it records the job: the same call
+    again, from any process, re-attaches and submits nothing new). See docs/batch-file.md."""
+    from .batchfile.handle import submit_job
+
+    if options.get("mode", "file") != "file":
+        raise ConfigError(f"submit() runs Batch File mode; drop mode={options['mode']!r} (or use complete())")
+    opts = resolve(prompt_col, **{**options, "mode": "file"})
+    return submit_job(opts, FrameSource(df), lambda job: run_frame(df, opts, job=job))
+
+
+submit.__signature__ = complete.__signature__.replace(return_annotation="Job")  # type: ignore[attr-defined]
 
 
 def estimate(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) -> Any:

@@ -22,22 +22,41 @@ from .io.polars import PolarsSink, PolarsSource
 from .pipeline.deliver import deliver
 from .pipeline.options import resolve, resolve_offline
 
-__all__ = ["PolarsBatchChat", "complete", "estimate"]
+__all__ = ["PolarsBatchChat", "complete", "estimate", "submit"]
 
 
 def complete(df: pl.DataFrame, prompt_col: str | None = None, *, id_col: str | None = None,
              **options: Any) -> pl.DataFrame:
     """``batchframe.complete`` for a Polars frame (see it for every option), plus ``id_col``."""
+    return _run(df, _resolve(prompt_col, id_col, options), id_col)
+
+
+def submit(df: pl.DataFrame, prompt_col: str | None = None, *, id_col: str | None = None, **options: Any) -> Any:
+    """``batchframe.submit`` for a Polars frame: a Job whose ``wait()`` returns a Polars frame."""
+    from .batchfile.handle import submit_job
+    from .exceptions import ConfigError
+
+    if options.get("mode", "file") != "file":
+        raise ConfigError(f"submit() runs Batch File mode; drop mode={options['mode']!r} (or use complete())")
+    opts = _resolve(prompt_col, id_col, {**options, "mode": "file"})
+    return submit_job(opts, PolarsSource(df, id_col=id_col, checkpoint=opts.checkpoint),
+                      lambda job: _run(df, opts, id_col, job))
+
+
+def _resolve(prompt_col: str | None, id_col: str | None, options: dict) -> Any:
+    opts = resolve(prompt_col, **options)
+    return dataclasses.replace(opts, rows=dataclasses.replace(opts.rows, id_col=id_col))
+
+
+def _run(df: pl.DataFrame, opts: Any, id_col: str | None, job: Any = None) -> pl.DataFrame:
     from .pipeline.parsed import Parse
     from .pipeline.run import Run
 
-    opts = resolve(prompt_col, **options)
-    opts = dataclasses.replace(opts, rows=dataclasses.replace(opts.rows, id_col=id_col))
     source = PolarsSource(df, id_col=id_col, checkpoint=opts.checkpoint)
     parse = (Parse(opts.structured, opts.names, nested="object")
              if opts.structured is not None and opts.structured.parse else None)
     sink = PolarsSink(df, parse)
-    outcome = Run(opts, source, sink).run()
+    outcome = Run(opts, source, sink, job=job).run()
     out = sink.frame()
     if parse is not None:
         outcome.summary.parse_errors = parse.errors
@@ -65,9 +84,13 @@ class PolarsBatchChat:
     def complete(self, prompt_col: str | None = None, **kwargs: Any) -> pl.DataFrame:
         return complete(self._df, prompt_col, **kwargs)
 
+    def submit(self, prompt_col: str | None = None, **kwargs: Any) -> Any:
+        return submit(self._df, prompt_col, **kwargs)
+
     def estimate(self, prompt_col: str | None = None, **kwargs: Any) -> Any:
         return estimate(self._df, prompt_col, **kwargs)
 
 
 PolarsBatchChat.complete.__doc__ = complete.__doc__
 PolarsBatchChat.estimate.__doc__ = estimate.__doc__
+PolarsBatchChat.submit.__doc__ = submit.__doc__

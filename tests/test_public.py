@@ -11,7 +11,7 @@ import batchframe
 
 
 EXPECTED = {
-    "complete", "estimate", "load_checkpoint", "Simulator", "SimConfig", "__version__",
+    "complete", "estimate", "load_checkpoint", "submit", "Simulator", "SimConfig", "__version__",
     "BatchframeError", "BudgetExceeded", "CheckpointError", "CheckpointLocked", "ConfigError",
     "RunFatalError", "RunInterrupted",
 }

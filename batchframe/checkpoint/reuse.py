@@ -127,8 +127,11 @@ class Reuse:
         return out
 
 
-def rerun_failed(error: str | None, code: str | None, retry: bool | tuple[str, ...]) -> bool:
-    """A stored failure is sent again: retries ran out (transient), or the caller asks for it."""
+def rerun_failed(error: str | None, code: str | None, retry: bool | tuple[str, ...] | None) -> bool:
+    """A stored failure is sent again: retries ran out (transient), or the caller asks for it.
+    ``retry`` None: never (a pass that collects what is stored, as Batch File's last phase)."""
+    if retry is None:
+        return False
     return retry is True or is_transient(error) or (bool(retry) and code in retry)
 
 

@@ -1,4 +1,4 @@
-"""``batchframe`` on the command line: ``run``, ``estimate``, ``status`` and ``simulate``.
+"""``batchframe`` on the command line: ``run``, ``estimate``, ``status``, ``cancel`` and ``simulate``.
 
 ``run`` streams its input (any number of rows, memory flat in the row count) through the same run
 as :func:`batchframe.complete` (``pipeline.run.Run``, with file sources and sinks); the commands
@@ -156,6 +156,25 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--max-cost", type=float, metavar="CNY", help="stop sending before this cost is reached")
     run.add_argument("--deadline", type=_duration, metavar="TIME",
                      help="stop sending after this long: 90, 90s, 30m, 2h (rows left are pending)")
+    bf = p.add_argument_group("batch file mode (the API's second mode: upload, batch, poll, collect)")
+    bf.add_argument("--mode", choices=["chat", "file", "auto"],
+                    help="chat: Batch Chat calls (default); file: Batch File batches; auto: file from "
+                         "--auto-file-rows rows unless --deadline is under a day")
+    bf.add_argument("--detach", action="store_true",
+                    help="submit the batches and exit (implies --mode file); rerun without --detach to collect")
+    bf.add_argument("--auto-file-rows", type=_positive_int, default=10_000, metavar="N",
+                    help="with --mode auto: Batch File from this many rows on (default 10000)")
+    bf.add_argument("--completion-window", default="24h", metavar="W", help="24h (default) to 336h, or 1d to 14d")
+    bf.add_argument("--poll", type=_duration, metavar="TIME",
+                    help="seconds between polls (default 60 with backoff on DashScope, 5 elsewhere)")
+    bf.add_argument("--file-fallback", type=_duration, metavar="TIME",
+                    help="after this long, cancel the batches still queued and finish their rows through Batch Chat")
+    bf.add_argument("--file-max-lines", type=_positive_int, default=50_000, metavar="N",
+                    help="lines per batch file at most (default 50000)")
+    bf.add_argument("--keep-remote-files", action="store_true",
+                    help="keep the uploaded, output and error files on the server after merging")
+    bf.add_argument("--file-test", action="store_true",
+                    help="a free dry run: DashScope's batch-test-model on /v1/chat/ds-test (at most 100 lines)")
     ck = _add_checkpoint_args(p, run=True)
     ck.add_argument("--fsync", action="store_true", help="fsync every answer (survives a power loss)")
     st = p.add_argument_group("streaming")
@@ -207,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Summarise a checkpoint directory (works while a run writes it).")
     st.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ca = sub.add_parser("cancel", help="cancel a checkpoint's Batch File batches, collect what finished",
+                        description=_wrap("Cancel the batches a `batchframe run --mode file` (or --detach) "
+                                          "submitted from CHECKPOINT, wait for the cancels to settle, and store "
+                                          "the lines that finished; rerun the run to write its output (the other "
+                                          "rows pending, or resubmitted). The key comes from DASHSCOPE_API_KEY "
+                                          "(BATCHFRAME_API_KEY for other endpoints)."))
+    ca.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
+    ca.add_argument("--poll", type=_duration, metavar="TIME", help="seconds between polls while cancelling")
     sub.add_parser("simulate", help="start the built-in Batch Chat simulator (fake answers); see "
                                     "`batchframe simulate --help`", add_help=False)
     return parser
@@ -274,6 +301,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             from .estimate import cmd_estimate
 
             return cmd_estimate(args)
+        if args.command == "cancel":
+            from .status import cmd_cancel
+
+            return cmd_cancel(args)
         from .status import cmd_status
 
         return cmd_status(args)

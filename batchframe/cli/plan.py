@@ -40,7 +40,10 @@ FLAGS = {"prompt_col": "--prompt-col", "template": "--template", "messages_col":
          "base_url": "--base-url", "simulate": "--simulate", "local": "--local", "checkpoint": "--checkpoint",
          "retry_failed": "--retry-code", "prefix": "--prefix", "suffix": "--suffix",
          "extra_body": "--extra-body", "max_tokens": "--max-tokens", "temperature": "--temperature",
-         "top_p": "--top-p", "seed": "--seed", "enable_thinking": "--enable-thinking",
+         "top_p": "--top-p", "seed": "--seed", "enable_thinking": "--enable-thinking", "mode": "--mode",
+         "completion_window": "--completion-window", "poll_s": "--poll", "file_fallback_s": "--file-fallback",
+         "file_max_lines": "--file-max-lines", "keep_remote_files": "--keep-remote-files",
+         "file_test": "--file-test", "auto_file_rows": "--auto-file-rows",
          "max_repairs": "--max-repairs", "logprob_summary": "--logprob-summary"}
 _PHRASES = [
     (re.compile(r"prices=\{'input': [^}]*\}"), "--prices IN OUT"),
@@ -105,8 +108,19 @@ def options(args: argparse.Namespace, *, offline: bool = False) -> RunOptions:
         opts = resolve(args.prompt_col, timeout=args.timeout, max_workers=args.workers,
                        max_pending=args.max_pending, qps=args.qps, max_attempts=args.max_attempts,
                        max_cost=args.max_cost, deadline_s=args.deadline, fsync=args.fsync,
-                       progress=not (args.no_progress or args.quiet), **o)
+                       progress=not (args.no_progress or args.quiet), **file_flags(args), **o)
     return dataclasses.replace(opts, rows=dataclasses.replace(opts.rows, id_col=args.id_col))
+
+
+def file_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The Batch File flags as ``complete()``'s options (``--detach`` means ``--mode file``)."""
+    mode = args.mode or ("file" if args.detach else "chat")
+    if args.detach and mode != "file":
+        raise ConfigError(f"--detach submits batches and returns: it needs --mode file, not --mode {mode}")
+    return dict(mode=mode, completion_window=args.completion_window, poll_s=args.poll,
+                auto_file_rows=args.auto_file_rows,
+                file_fallback_s=args.file_fallback, file_max_lines=args.file_max_lines,
+                keep_remote_files=args.keep_remote_files, file_test=args.file_test)
 
 
 def check_source(source: Source, opts: RunOptions, batch_rows: int) -> None:

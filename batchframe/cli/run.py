@@ -92,8 +92,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # into memory); rows wait in the journal meanwhile, durable all the same. Never compacted at
     # the end either: merging parts reads the whole checkpoint.
     store = {"part_rows": min(max(source.rows // 48, 50_000), 250_000), "part_seconds": 300.0, "compact": False}
+    job = None
+    if args.detach:  # Batch File, submit only: the batches go on, the same command without it collects
+        from ..batchfile.job import FileJob
+
+        job = FileJob("submit")
     run = Run(opts, _io.FileRows(source, batch_rows=args.batch_rows, id_col=args.id_col), FileSink(writer, parse),
-              window_rows=args.window_rows, store_options=store, meta={"outputs": [*outputs, str(out.resolve())]})
+              window_rows=args.window_rows, store_options=store, meta={"outputs": [*outputs, str(out.resolve())]},
+              job=job)
     try:
         outcome = run.run()
         if outcome.complete:
@@ -127,6 +133,12 @@ def _rewrite_parsed(unparsed: Path, writer: TableWriter, parse: Parse, batch_row
 
 def _report(args: argparse.Namespace, outcome: Outcome, run: Run, out: Path, ckpt: str | None) -> int:
     s = outcome.summary
+    if args.detach and outcome.stop not in ("interrupted", "fatal"):
+        stopped = f" (stopped early: {s.stop_reason})" if s.stop_reason not in (None, "detached") else ""
+        print(f"batchframe: submitted {s.sent} lines{stopped} in batches recorded in the checkpoint {ckpt}; `batchframe "
+              f"status {ckpt}` shows them; rerun this command without --detach to collect {out} "
+              f"(`batchframe cancel {ckpt}` cancels)", file=sys.stderr)
+        return EXIT_OK
     if not args.quiet and outcome.stop not in ("interrupted", "fatal"):
         print(s.render(), file=sys.stderr)
     where = f"saved in the checkpoint {ckpt}" if ckpt else "LOST (no checkpoint)"
@@ -141,7 +153,8 @@ def _report(args: argparse.Namespace, outcome: Outcome, run: Run, out: Path, ckp
         return EXIT_PENDING
     _say(args, f"wrote {s.ok + s.failed + s.pending} rows to {out}")
     if s.pending:
-        why = {"budget": "--max-cost reached", "deadline": "--deadline reached"}.get(s.stop_reason or "", "stopped")
+        why = {"budget": "--max-cost reached", "deadline": "--deadline reached",
+               "cancelled": "batches cancelled"}.get(s.stop_reason or "", "stopped")
         print(f"batchframe: {why}: {s.pending} rows pending (status 'pending' in {out}); rerun the same "
               "command to resume", file=sys.stderr)
         return EXIT_PENDING

@@ -18,6 +18,7 @@ import difflib
 import os
 from typing import Any, Mapping
 
+from ..batchfile.options import TEST_MODEL, FileOptions, file_options, hash_base_url
 from ..engine.retry import RetryPolicy
 from ..engine.wire import DASHSCOPE_BATCH_URL, is_dashscope
 from ..exceptions import ConfigError
@@ -26,7 +27,7 @@ from ..rows.prepare import RowPlan
 from ..rows.requests import DASHSCOPE_PARAMS, RequestSpec, check_params, thinks_by_default
 from ..rows.structured import Structured, prepare as prepare_format
 from . import checks
-from .pricing import Prices, resolve_prices
+from .pricing import Prices, Tier, resolve_prices
 
 DASHSCOPE_QPS = 1000.0
 DASHSCOPE_PENDING = 10_000
@@ -67,6 +68,7 @@ class RunOptions:
     n: int = 1
     max_repairs: int = 0
     logprob_summary: tuple[str, ...] = ()  # "mean" / "first": a float column each
+    file: FileOptions = dataclasses.field(default_factory=FileOptions)  # mode and Batch File's options
     notes: tuple[str, ...] = ()   # things to tell the user once (e.g. thinking switched off)
 
     @property
@@ -99,7 +101,10 @@ def resolve(prompt_col: str | None = None, *, model: str | None = None, template
             max_cost: float | None = None, deadline_s: float | None = None,
             extra_body: Mapping[str, Any] | None = None, prefix: str = "", suffix: str = "",
             parse: bool | None = None, max_repairs: int = 0, logprob_summary: str | tuple | None = None,
-            **params: Any) -> RunOptions:
+            mode: str = "chat", completion_window: str = "24h",
+            poll_s: float | None = None, auto_file_rows: int = 10_000, file_fallback_s: float | None = None,
+            file_max_lines: int = 50_000, file_max_bytes: int = 500 * 2 ** 20,
+            keep_remote_files: bool = False, file_test: bool = False, **params: Any) -> RunOptions:
     """complete()'s options, checked and resolved (see the module doc and ``complete``)."""
     options = dict(locals())
     return _resolve(options, options.pop("params"), offline=False)
@@ -156,6 +161,15 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
         base_url = PLACEHOLDER_URL
     else:
         base_url = base_url or os.environ.get("BATCHFRAME_BASE_URL") or DASHSCOPE_BATCH_URL
+    deadline_s = checks.number("deadline_s", o["deadline_s"], minimum=0, none=True)
+    file = file_options(**{k: o[k] for k in ("mode", "completion_window", "poll_s", "auto_file_rows",
+                                             "file_fallback_s", "file_max_lines", "file_max_bytes",
+                                             "keep_remote_files", "file_test", "checkpoint")},
+                        deadline_s=deadline_s)
+    if file.mode != "chat":  # DashScope: hashed under (and falling back to) the region's Batch Chat URL
+        base_url = hash_base_url(base_url)
+    if file.test:  # the free dry run answers with its own model (and other request hashes)
+        model = TEST_MODEL
     dashscope = is_dashscope(base_url)
     api_key = _key(o["api_key"], dashscope=dashscope, served=simulate is not None or local is not None,
                    offline=offline)
@@ -182,7 +196,8 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
             notes.append(f"{leaked} are DashScope parameters; {base_url} may ignore or reject them.")
     spec = RequestSpec(base_url=base_url, model=model, params=body, endpoint=endpoint)
 
-    prices = _prices(o["prices"], model, use_table=dashscope or simulate is not None)
+    prices = (Prices((Tier(10 ** 12, 0.0, 0.0),), f"{TEST_MODEL} is free") if file.test
+              else _prices(o["prices"], model, use_table=dashscope or simulate is not None))
     max_cost = checks.number("max_cost", o["max_cost"], minimum=0, none=True)
     if max_cost is not None and not offline:  # an estimate counts, it spends nothing
         _check_budget(prices, body, model)
@@ -206,8 +221,8 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
         on_interrupt=checks.choice("on_interrupt", o["on_interrupt"], ("auto", "return", "raise")),
         on_budget=checks.choice("on_budget", o["on_budget"], ("return", "raise")),
         prices=prices, prices_given=o["prices"] is not None, max_cost=max_cost,
-        deadline_s=checks.number("deadline_s", o["deadline_s"], minimum=0, none=True), outputs=outputs, n=n,
-        max_repairs=max_repairs, logprob_summary=summary, notes=tuple(notes))
+        deadline_s=deadline_s, outputs=outputs, n=n, max_repairs=max_repairs, logprob_summary=summary,
+        file=file, notes=tuple(notes))
 
 
 def _outputs(params: Mapping[str, Any], structured: Structured | None, max_repairs: Any,

@@ -63,17 +63,19 @@ class Run:
     """One run. ``source``: ``batches()`` of ``RowBatch``, ``rows``, ``columns``, ``batch_rows``,
     ``empty()``, ``fingerprint()``. ``sink``: ``write(rows, columns)`` in input order, and ``partial``
     (keep a stopped run's open rows, as pending). ``on_engine(executor)`` sees the executor once it
-    exists (Dask stops it when its job is cancelled)."""
+    exists (Dask stops it when its job is cancelled). ``job``: Batch File's phases before the loop
+    (``batchfile.job.FileJob``; made here for ``mode="file"``, or ``"auto"`` when it chooses so)."""
 
     def __init__(self, opts: RunOptions, source: Any, sink: Any, *, window_rows: int | None = None,
                  store_options: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
-                 on_engine: Callable[[Any], None] | None = None) -> None:
+                 on_engine: Callable[[Any], None] | None = None, job: Any = None) -> None:
         self.opts, self.source, self.sink = opts, source, sink
         concurrency = min(opts.max_workers, opts.max_pending)
         self.window_rows = window_rows or max(4 * source.batch_rows, 2 * concurrency)
         self.store_options = dict(store_options or {})
         self.meta = dict(meta or {})
         self.on_engine = on_engine
+        self.job = job
         self.redact = Redactor([opts.api_key])
         self.summary = Summary(rows=source.rows, unique_requests=0,
                                currency=CURRENCY if opts.prices else None)
@@ -102,6 +104,10 @@ class Run:
             return Outcome(self.summary, complete=True)
         for note in self.opts.notes:
             log.warning("%s", note)
+        if self.job is None and self.opts.file.mode != "chat":
+            from ..batchfile.job import choose
+
+            self.job = choose(self.opts, self.source)
         if self.opts.prices is None and not self.opts.prices_given:
             log.warning("batchframe: no price known for model %r at %s: cost is NA (pass prices={'input': "
                         "..., 'output': ...})", self.opts.spec.model, self.opts.spec.endpoint or self.opts.spec.base_url)
@@ -110,7 +116,10 @@ class Run:
             clean = False
             try:
                 self._open_store()
-                outcome = self._loop(first, started)
+                if self.job is not None and not self.job.before(self):  # Batch File: submit, wait
+                    outcome = self.job.detached(self)  # submitted only (submit(), --detach)
+                else:
+                    outcome = self._loop(first, started)
                 clean = outcome.stop not in ("interrupted", "fatal")
             finally:  # after Ctrl-C or a crash: save, don't spend seconds merging; a run that failed
                 if self.store is not None:  # before storing anything leaves no checkpoint behind
@@ -147,6 +156,8 @@ class Run:
         opts, summary = self.opts, self.summary
         self.window = Window(store=self.store, reuse=self.reuse, dedupe=opts.dedupe,
                              remember=max(self.source.batch_rows, 10_000))
+        if self.job is not None:  # Batch File collects: rows not answered stay pending (unless falling back)
+            self.window.sending = self.job.send
         self.progress = Progress(total=self.source.rows, initial=0, enabled=opts.progress,
                                  currency=summary.currency)
         if opts.max_cost is not None:
@@ -193,6 +204,8 @@ class Run:
 
     def _finish(self, outcome: Outcome, started: float) -> Outcome:
         """Every row to the sink (a stopped run: what a file sink must not get is not written)."""
+        if self.job is not None:  # Batch File: its lines, cost and stop join the summary
+            outcome = self.job.after(self, outcome)
         if outcome.stop not in ("interrupted", "fatal") or self.sink.partial:
             for b in self.window.drain():
                 self._write(b)

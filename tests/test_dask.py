@@ -274,3 +274,34 @@ def test_accessor_registered_by_import():
     assert callable(ddf.batchchat.complete)
     assert dask.is_dask_collection(ddf.batchchat.complete(prompt_col="text", model=MODEL,
                                                           base_url="http://127.0.0.1:9/v1"))
+
+
+def test_a_staged_partition_uploads_what_changed_and_deletes_no_remote_name(tmp_path):
+    """A remote root: parts created or changed in place (a stub) are uploaded, the metadata and the
+    superseded manifest last; a name merged away locally stays remote (a reader may have listed it)."""
+    import fsspec
+
+    from batchframe.dask import store
+
+    fs = fsspec.filesystem("memory")
+    remote = "/bf-test-root/part-0"
+    for name in ("part-a.parquet", "part-b.parquet", "_batchframe.json"):
+        fs.pipe_file(f"{remote}/{name}", b"old " + name.encode())
+    local = tmp_path / "stage"
+    local.mkdir()
+    before = store._download(fs, remote, str(local))
+    assert set(before) == {"part-a.parquet", "part-b.parquet", "_batchframe.json"}
+    (local / "part-c.parquet").write_bytes(b"merged")            # compaction's new part
+    (local / "part-b.parquet").write_bytes(b"an empty stub now")  # changed in place
+    (local / "_superseded.json").write_bytes(b"{}")
+    uploaded = []
+    real = fs.put_file
+    fs.put_file = lambda src, dst, **kw: (uploaded.append(os.path.basename(dst)), real(src, dst, **kw))
+    try:
+        store._publish(fs, remote, str(local), before)
+    finally:
+        fs.put_file = real
+    assert uploaded[-1] == "_superseded.json" and set(uploaded) == {"part-b.parquet", "part-c.parquet",
+                                                                      "_superseded.json"}
+    assert fs.cat_file(f"{remote}/part-a.parquet") == b"old part-a.parquet"  # unchanged: not re-sent, kept
+    assert fs.cat_file(f"{remote}/part-b.parquet") == b"an empty stub now"

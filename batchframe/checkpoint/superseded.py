@@ -26,9 +26,9 @@ superseded is not read, provided the part holding its rows (or its own successor
 read, else it is read after all; when the generation changed meanwhile, they read again. A stale,
 missing or damaged manifest costs at most reading rows twice (resolved by seq), never a lost row.
 
-A stub found at open is taken for new parts only when the manifest lists it (batchframe.dask stages a
-remote checkpoint in a fresh directory and uploads the names it did not download: there, no manifest,
-so no downloaded name gets new rows), and so is one made from a name this store created or took itself.
+A stub found at open is taken for new parts only when the manifest lists it, and so is one made from a
+name this store created or took itself. (batchframe.dask stages a remote checkpoint, manifest
+included, in a local directory and uploads every name it created or changed, the manifest last.)
 """
 
 from __future__ import annotations

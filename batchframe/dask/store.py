@@ -15,9 +15,11 @@ counts, holds the directory's lock, and so survives ``kill -9`` of the worker ro
 Other fsspec roots (``s3://``, ``gs://``, ``abfs://``, ``memory://``, ...) have no append, no rename
 and no lock, so the store is not run on them directly: the partition's finished Parquet parts are
 downloaded into a local temporary directory on the worker, the run checkpoints there as usual, and at
-the end of the partition (finished, failed, or stopped) the new parts are uploaded as whole objects
-and the parts they replace are deleted — upload first, delete after, so a crash in between leaves
-duplicates that the row sequence numbers resolve. A finished partition is therefore never re-sent,
+the end of the partition (finished, failed, or stopped) every part it created or changed is uploaded
+as a whole object, the metadata and the superseded-parts manifest last. No remote name is ever
+deleted: a reader may have listed it (parts merged by compaction stay, listed in the manifest, which
+batchframe's readers follow; a crash before the manifest is up leaves duplicates that the row
+sequence numbers resolve). A finished partition is therefore never re-sent,
 but a worker killed mid-partition loses that partition's answers since it started (they are re-sent).
 """
 
@@ -36,7 +38,8 @@ from ..exceptions import CheckpointError
 
 ROOT_META = "_batchframe_dask.json"
 PART_DIR = "part-{}"
-_CKPT_META = "_batchframe.json"  # the checkpoint's own metadata file (see _checkpoint_files.META)
+_CKPT_META = "_batchframe.json"  # the checkpoint's own metadata file (see checkpoint/files.META)
+_SUPERSEDED = "_superseded.json"  # the checkpoint's superseded-parts manifest (checkpoint/files.MANIFEST)
 
 
 def _fs(root: str) -> tuple[Any, str]:
@@ -127,27 +130,35 @@ def partition_checkpoint(root: str, index: int) -> Iterator[str]:
 
 
 def _ours(name: str) -> bool:
-    return name == _CKPT_META or (name.startswith("part-") and name.endswith(".parquet"))
+    return name in (_CKPT_META, _SUPERSEDED) or (name.startswith("part-") and name.endswith(".parquet"))
 
 
-def _download(fs: Any, remote: str, local: str) -> set[str]:
+def _stamp(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _download(fs: Any, remote: str, local: str) -> dict[str, tuple[int, int]]:
+    """The partition's files, staged locally: name -> (size, mtime) as downloaded."""
     if not fs.isdir(remote):
-        return set()
-    names = set()
+        return {}
+    names = {}
     for p in fs.ls(remote, detail=False):
         name = posixpath.basename(p.rstrip("/"))
         if _ours(name):
             fs.get_file(p, os.path.join(local, name))
-            names.add(name)
+            names[name] = _stamp(os.path.join(local, name))
     return names
 
 
-def _publish(fs: Any, remote: str, local: str, before: set[str]) -> None:
+def _publish(fs: Any, remote: str, local: str, before: dict[str, tuple[int, int]]) -> None:
+    """Upload what is new or changed, whole objects, parts first and the metadata and the superseded
+    manifest last; never delete a remote name (a reader may have listed it: compaction leaves merged
+    parts in place and the manifest tells batchframe's readers to skip them, see
+    ``checkpoint.superseded``)."""
     after = {n for n in os.listdir(local) if _ours(n)}
     fs.makedirs(remote, exist_ok=True)
-    uploads = sorted(n for n in after - before if n != _CKPT_META)
-    for name in uploads + ([_CKPT_META] if _CKPT_META in after else []):
+    changed = [n for n in after if before.get(n) != _stamp(os.path.join(local, n))]
+    last = [n for n in (_CKPT_META, _SUPERSEDED) if n in changed]
+    for name in sorted(n for n in changed if n not in last) + last:
         fs.put_file(os.path.join(local, name), posixpath.join(remote, name))  # whole object
-    for name in sorted(before - after):  # merged into a part uploaded above
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(posixpath.join(remote, name))

@@ -36,8 +36,9 @@ class Reply:
     """The outcome of one HTTP attempt, before the engine decides what it means.
 
     ``status`` is the HTTP status (0 when no response arrived: timeout, dropped connection).
-    ``kind`` is ``"ok"``, ``"http"`` (an error body), ``"timeout"``, ``"connection"`` or ``"decode"``
-    (a 2xx whose body could not be read).
+    ``kind`` is ``"ok"``, ``"http"`` (an error body), ``"timeout"``, ``"connection"``, ``"decode"``
+    (a 2xx whose body could not be read) or ``"encode"`` (a body that cannot be sent as JSON: never
+    sent).
     """
 
     kind: str
@@ -55,6 +56,7 @@ class Reply:
     reasoning_tokens: int | None = None
     model: str | None = None
     latency_s: float | None = None
+    bad_usage: tuple[str, ...] = ()  # usage fields the server sent but that were no valid count
 
     @property
     def ok(self) -> bool:
@@ -85,6 +87,7 @@ class Result:
     latency_s: float | None = None
     request_id: str | None = None
     model: str | None = None
+    bad_usage: tuple[str, ...] = ()  # not a column: the run reports once that some counts were unknown
 
     @classmethod
     def from_reply(cls, rid: str, reply: Reply, attempts: int) -> "Result":
@@ -102,6 +105,7 @@ class Result:
             latency_s=reply.latency_s,
             request_id=reply.request_id,
             model=reply.model,
+            bad_usage=reply.bad_usage,
         )
 
     @classmethod

@@ -72,6 +72,8 @@ HINT_MODERATION = ("Content moderation blocked this row's input or output: it wi
 HINT_TOO_LONG = ("The prompt is longer than the model accepts: shorten this row, or use a model with a "
                  "longer context.")
 HINT_MEDIA = "An image or video in this row could not be read: check its URL and format."
+HINT_ENCODE = ("This row's request cannot be encoded as JSON (e.g. a lone surrogate character in its "
+               "text): fix the row's text.")
 HINT_SUSPECT = ("The endpoint rejected this request; if every row fails like this, the request "
                 "configuration is wrong.")
 
@@ -131,6 +133,7 @@ RULES: tuple[Rule, ...] = (
     _rule(RETRY, kind="timeout", code="timeout"),
     _rule(RETRY, kind="connection", code="connection_error"),
     _rule(RETRY, kind="decode", code="bad_response"),
+    _rule(FAIL_ROW, kind="encode", code="invalid_request_body", hint=HINT_ENCODE),
     # -- account, key, billing, model: the same for every row, so stop --
     _rule(STOP_RUN, codes=("InvalidApiKey", "invalid_api_key"), hint=HINT_KEY),
     _rule(STOP_RUN, codes=("Arrearage", "CommodityNotPurchased", "PrepaidBillOverdue",
@@ -182,7 +185,7 @@ RULES: tuple[Rule, ...] = (
 # An error body with a status outside 4xx/5xx (a proxy's 2xx/3xx error page): unexplained, row-local.
 _DEFAULT = _rule(FAIL_ROW, hint=HINT_SUSPECT, config_suspect=True)
 
-_KINDS = frozenset({"http", "timeout", "connection", "decode"})
+_KINDS = frozenset({"http", "timeout", "connection", "decode", "encode"})
 
 
 def classify(reply: Reply) -> Verdict:

@@ -108,7 +108,8 @@ class Engine:
         self._clock = clock
         self._rand = rand
         self._tick = sleep_granularity_s
-        cap = self.config.concurrency
+        # a transport with a fixed number of workers (a thread pool) caps the calls in flight too
+        cap = min(self.config.concurrency, getattr(transport, "capacity", None) or self.config.concurrency)
         initial = self.config.initial_concurrency or min(cap, 32)
         self._limiter = (AdaptiveConcurrency(cap, initial=min(initial, cap), double_every_s=0.5, clock=clock)
                          if self.config.adaptive else None)
@@ -334,10 +335,15 @@ def _describe(reply: Reply) -> str:
 
 class ThreadTransport:
     """Each call of a synchronous ``call(body)`` on a worker thread (daemon: an hour-long call never
-    keeps a script from exiting). Threads are started as the number in flight grows, and live until
-    the run ends. Fine for tens of calls in flight; thousands belong on ``_aio.AsyncTransport``."""
+    keeps a script from exiting). Threads are started as the number in flight grows, up to
+    ``max_threads`` (the engine keeps no more in flight: ``capacity``), and live until the run ends.
+    Fine for tens or hundreds of calls in flight; thousands belong on ``transport.AsyncTransport``."""
 
-    def __init__(self, call: CallFn) -> None:
+    def __init__(self, call: CallFn, *, max_threads: int | None = None) -> None:
+        if max_threads is not None and (isinstance(max_threads, bool) or not isinstance(max_threads, int)
+                                        or max_threads < 1):
+            raise ValueError(f"max_threads must be a positive int or None, got {max_threads!r}")
+        self.capacity = max_threads
         self._call = call
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._threads = 0
@@ -348,7 +354,7 @@ class ThreadTransport:
         self._done = done
 
     def submit(self, item: Any, body: Mapping[str, Any], in_flight: int) -> None:
-        if self._threads < in_flight:
+        if self._threads < in_flight and (self.capacity is None or self._threads < self.capacity):
             self._threads += 1
             threading.Thread(target=self._worker, name=f"batchframe-{self._threads}", daemon=True).start()
         self._work.put((item, body))

@@ -227,3 +227,19 @@ def test_no_proxy_from_the_environment_bypasses_it(proxy, monkeypatch):
     with Simulator() as sim:
         r = call(sim.base_url)
     assert r.ok and proxy.lines == []
+
+
+def test_all_proxy_is_honoured_too(proxy, monkeypatch):
+    monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.1:{proxy.port}")
+    r = call("http://upstream.invalid/v1")
+    assert r.ok and proxy.lines == ["POST http://upstream.invalid/v1/chat/completions HTTP/1.1"]
+
+
+def test_a_socks_proxy_in_the_environment_is_refused_clearly(proxy, monkeypatch):
+    from batchframe.exceptions import ConfigError
+
+    monkeypatch.setenv("HTTP_PROXY", "socks5://user:pw@127.0.0.1:1080")
+    with pytest.raises(ConfigError, match="socks5 proxy") as info:
+        AsyncCaller(base_url="http://upstream.invalid/v1", api_key=None, timeout=5, max_connections=1)
+    assert "pw" not in str(info.value) and "1080" not in str(info.value)

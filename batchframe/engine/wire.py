@@ -13,7 +13,9 @@ What a call promises:
 - A call that never got a connection is a ``connection`` reply (nothing was sent, so nothing can
   have been served or billed); one that timed out after connecting is a ``timeout`` reply.
 - Redirects are not followed (a redirected POST would come back as a GET): the 3xx is reported.
-- Proxies come from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as aiohttp reads them.
+- Proxies come from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), read once per
+  run (aiohttp's ``trust_env`` reads them, and ~/.netrc, again for every request: a third of the
+  loop's time at 256 in flight).
 - The API key lives in one header built once; it is never in a repr, a message or a ``Reply``.
 
 Build, use and close an ``AsyncCaller`` on its event loop's thread; nothing here is picklable.
@@ -28,6 +30,7 @@ from typing import Any, Mapping
 
 import orjson
 
+from ..exceptions import ConfigError
 from ..records import Reply
 from .completion import error_reply, parse_completion
 
@@ -50,6 +53,19 @@ def is_dashscope(base_url: str) -> bool:
     host = (urlsplit(base_url).hostname or "").lower()
     return host == "dashscope.aliyuncs.com" or host.endswith(".dashscope.aliyuncs.com") \
         or host.endswith("dashscope-intl.aliyuncs.com") or host.endswith("dashscope-us.aliyuncs.com")
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``<scheme>_proxy``, else ``all_proxy``), or None
+    when there is none or ``no_proxy`` covers its host. Read as urllib (and so aiohttp) reads it."""
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
 def chat_url(base_url: str) -> str:
@@ -97,12 +113,19 @@ class AsyncCaller:
     def __init__(self, *, base_url: str, api_key: str | None, timeout: float, max_connections: int,
                  connect_timeout: float = CONNECT_TIMEOUT_S, headers: Mapping[str, str] | None = None,
                  trust_env: bool = True) -> None:
+        from urllib.parse import urlsplit
+
         self._base_url = base_url
         self._url = chat_url(base_url)
         self._timeout = float(timeout)
         self._connect_timeout = min(float(timeout), float(connect_timeout))
         self._max_connections = int(max_connections)
-        self._trust_env = trust_env
+        self._proxy = env_proxy(self._url) if trust_env else None
+        scheme = urlsplit(self._proxy).scheme.lower() if self._proxy else ""
+        if scheme.startswith("socks"):  # neither a secret nor a host in the message: the URL may hold both
+            raise ConfigError(f"the environment names a {scheme} proxy for {base_url}: SOCKS proxies are not "
+                             "supported; use an HTTP proxy (HTTP_PROXY / HTTPS_PROXY) or client= with a "
+                             "client configured for it")
         hdrs = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": _USER_AGENT}
         hdrs.update(headers or {})
         if api_key:
@@ -125,7 +148,7 @@ class AsyncCaller:
         connector = _connector_class()(limit=self._max_connections, limit_per_host=0, keepalive_timeout=30.0,
                                        ssl=ssl.create_default_context())
         self._session = aiohttp.ClientSession(
-            connector=connector, headers=self._headers, trust_env=self._trust_env,
+            connector=connector, headers=self._headers,
             timeout=aiohttp.ClientTimeout(total=self._timeout, sock_connect=self._connect_timeout),
         )
         self._url = URL(self._url)
@@ -142,7 +165,7 @@ class AsyncCaller:
         session = self._session or self._open()
         _connected.set(False)
         try:
-            async with session.post(self._url, data=data, allow_redirects=False) as resp:
+            async with session.post(self._url, data=data, allow_redirects=False, proxy=self._proxy) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
         except asyncio.TimeoutError as exc:  # the whole-call timeout, or connecting took too long

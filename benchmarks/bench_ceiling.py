@@ -1,6 +1,6 @@
 """The API's ceiling from one process, and the wire against its baselines, side by side in one run.
 
-    python benchmarks/bench_ceiling.py                      # all sections (about 4 minutes on 2 cores)
+    python benchmarks/bench_ceiling.py                      # all sections (about 6 minutes on 2 cores)
     python benchmarks/bench_ceiling.py --only ceiling --rows 60000
 
 Sections
@@ -8,6 +8,8 @@ Sections
            enforcing both caps with 429s; complete(max_workers=10_000, max_pending=10_000, qps=1000).
            Steady-state rows/s against Little's bound min(1,000, 10,000 / 10 s), the server's peak QPS
            and pending, 429s by code, client CPU per row (all threads), client peak RSS.
+  ceiling-bare  the same server carried by the bare aiohttp anchor below, paced at 970/s by a sleep
+           loop: what this machine allows a client at all, in the same run.
   zero     zero latency, 256 in flight, checkpoint on: complete() against a bare aiohttp client (one
            session, orjson bodies, fixed headers, a semaphore of 256) in the same run, caps off.
   sync     a sync openai.OpenAI at 64 workers: the engine over client_transport (the client= thread pool)
@@ -90,25 +92,61 @@ def section_ceiling(args, tmp: str) -> list[tuple]:
              f"overall {n / wall:,.0f} rows/s, wall {wall:.0f} s")]
 
 
-def bare_aiohttp(base_url: str, texts: list[str], in_flight: int) -> None:
-    """The anchor: a bare aiohttp session posting orjson bodies with fixed headers."""
+def bare_aiohttp(base_url: str, texts: list[str], in_flight: int, rate: float | None = None) -> None:
+    """The anchor: a bare aiohttp session posting orjson bodies with fixed headers; with ``rate``, sends
+    paced by a plain sleep loop, and a 429 sent again after 1 s."""
     import aiohttp
 
     async def main() -> None:
         url = base_url + "/chat/completions"
         headers = {"Content-Type": "application/json", "Authorization": "Bearer x"}
         gate = asyncio.Semaphore(in_flight)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight), headers=headers) as s:
+        timeout = aiohttp.ClientTimeout(total=3600)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight), headers=headers,
+                                         timeout=timeout) as s:
             async def one(text: str) -> None:
-                async with gate:
-                    body = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": text}]})
+                body = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": text}]})
+                while True:
                     async with s.post(url, data=body) as resp:
-                        data = orjson.loads(await resp.read())
-                        assert data["choices"][0]["message"]["content"]
+                        raw = await resp.read()
+                    if resp.status != 429:
+                        break
+                    await asyncio.sleep(1.0)
+                assert orjson.loads(raw)["choices"][0]["message"]["content"]
 
-            await asyncio.gather(*(one(t) for t in texts))
+            async def gated(text: str) -> None:
+                try:
+                    await one(text)
+                finally:
+                    gate.release()
+
+            tasks, loop = [], asyncio.get_running_loop()
+            start = loop.time()
+            for i, text in enumerate(texts):
+                await gate.acquire()
+                if rate is not None and (due := start + i / rate - loop.time()) > 0:
+                    await asyncio.sleep(due)
+                tasks.append(asyncio.ensure_future(gated(text)))
+            await asyncio.gather(*tasks)
 
     asyncio.run(main())
+
+
+def section_ceiling_bare(args, tmp: str) -> list[tuple]:
+    """The same ceiling, carried by the bare aiohttp anchor paced at 970/s: what the machine allows."""
+    n, pending, qps, wait = args.bare_rows, 10_000, 1000, 10.0
+    with Simulator.spawn(max_qps=qps, max_pending=pending, latency="fixed", latency_s=wait,
+                         latency_jitter_s=1.0) as sim:
+        texts = list(frame(n, "cb")["text"])
+        with PeakRSS() as rss, Sampler(sim) as sampler:
+            t, cpu = time.perf_counter(), time.process_time()
+            bare_aiohttp(sim.base_url, texts, pending, rate=qps * 0.97)
+            wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+        stats = sim.stats()
+    steady, _ = sampler.steady(n, pending)
+    return [(f"  anchor: bare aiohttp paced at 970/s, same server, {n:,} rows: steady state",
+             f"{steady:,.0f} rows/s", f"CPU {cpu / n * 1e3:.2f} ms/row, peak RSS {rss.peak / 2**20:,.0f} MiB",
+             f"server peak QPS {stats['peak_qps']:,}, 429s {stats['by_status'].get(429, 0):,}")]
 
 
 def section_zero(args, tmp: str) -> list[tuple]:
@@ -178,13 +216,15 @@ def section_sync(args, tmp: str) -> list[tuple]:
              f"{ours / hand_rate:.2f}x")]
 
 
-SECTIONS = {"ceiling": section_ceiling, "zero": section_zero, "sync": section_sync}
+SECTIONS = {"ceiling": section_ceiling, "ceiling-bare": section_ceiling_bare, "zero": section_zero,
+            "sync": section_sync}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     p.add_argument("--rows", type=int, default=60_000, help="rows of the ceiling case")
+    p.add_argument("--bare-rows", type=int, default=40_000, help="rows of the ceiling's bare aiohttp anchor")
     p.add_argument("--zero-rows", type=int, default=10_000)
     p.add_argument("--sync-rows", type=int, default=3_000)
     p.add_argument("--rounds", type=int, default=2, help="alternated rounds of zero and sync (best kept)")

@@ -201,3 +201,17 @@ def test_an_async_clients_call_is_bounded_as_a_whole():
     with serving(("POST", "/v1/chat/completions", trickle)) as server:
         r = async_reply(server.base_url, timeout=1.0)
     assert (r.kind, r.code) == ("timeout", "timeout"), r  # the whole answer would take 60 s
+
+
+@pytest.mark.parametrize("reply", [sync_reply, async_reply], ids=["sync", "async"])
+def test_without_its_http_library_found_the_public_create_path_carries_the_call(reply, monkeypatch):
+    import batchframe.engine.clients as clients
+
+    monkeypatch.setattr(clients, "_response_class", lambda client: None)
+    body = dict(BODY, model="qwen3.5-plus", enable_thinking=False, seed=3)  # enable_thinking via extra_body
+    with Simulator() as sim:
+        ok = reply(sim.base_url, body)
+    with Simulator(throttle_rate=1.0) as sim:
+        throttled = reply(sim.base_url)
+    assert ok.kind == "ok" and ok.response and ok.reasoning_tokens in (None, 0)
+    assert (throttled.status, throttled.code) == (429, "Throttling.RateQuota")

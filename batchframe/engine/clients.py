@@ -79,6 +79,21 @@ def client_transport(client: Any, *, timeout: float, max_workers: int) -> AsyncT
                            max_threads=max(1, min(int(max_workers), SYNC_MAX_WORKERS)))
 
 
+def _response_class(client: Any) -> type | None:
+    """The Response class of the HTTP library under ``client`` (httpx2 for openai 3, httpx before)."""
+    import importlib
+
+    http = getattr(client, "_client", None)
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if isinstance(http, (module.Client, module.AsyncClient)):
+            return module.Response
+    return None
+
+
 class _ClientCall:
     def __init__(self, client: Any, *, timeout: float) -> None:
         self._base_url = str(client.base_url)
@@ -88,14 +103,23 @@ class _ClientCall:
         if not isinstance(client.timeout, (int, float)) and hasattr(client.timeout, "connect"):
             wire_timeout = kind(self._timeout, connect=min(self._timeout, CONNECT_TIMEOUT_S))  # its httpx's
         self._client = client.with_options(max_retries=0, timeout=wire_timeout)
+        # The body goes out as it is, through the client's documented raw request ``post(...,
+        # cast_to=<its httpx>.Response)``: no per-call transform of the parameters, no response
+        # model (1.5 against 2.2 ms of CPU a call at 64 threads). An SDK whose HTTP library is not
+        # found falls back to ``with_raw_response.create``.
+        self._response_class = _response_class(client)
         self._create = self._client.chat.completions.with_raw_response.create
         params = inspect.signature(self._client.chat.completions.create).parameters
         self._known = frozenset(params) - {"extra_headers", "extra_query", "extra_body", "timeout"}
 
+    def _request(self, body: Mapping[str, Any]) -> Any:
+        """Make the request (a coroutine for an async client)."""
+        if self._response_class is not None:
+            return self._client.post("/chat/completions", body=body, cast_to=self._response_class)
+        return self._create(**self._split(body))
+
     def _split(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """The body as ``create()`` takes it: its named parameters, the rest in ``extra_body``.
-        Raises TypeError for a body that cannot be JSON (checked as the lean wire checks it)."""
-        orjson.dumps(body)
+        """The body as ``create()`` takes it: its named parameters, the rest in ``extra_body``."""
         known = self._known
         kwargs = {k: v for k, v in body.items() if k in known}
         extra = {k: v for k, v in body.items() if k not in known}
@@ -103,9 +127,9 @@ class _ClientCall:
             kwargs["extra_body"] = extra
         return kwargs
 
-    def _answer(self, raw: Any, start: float) -> Reply:
-        http = raw.http_response
-        return parse_completion(http.content, time.monotonic() - start, http.headers.get("x-request-id"))
+    def _answer(self, raw: Any, content: bytes, start: float) -> Reply:
+        http = getattr(raw, "http_response", raw)
+        return parse_completion(content, time.monotonic() - start, http.headers.get("x-request-id"))
 
     def _failure(self, exc: Exception, start: float) -> Reply:
         """The ``Reply`` for what the client raised; re-raises what is not a wire outcome (a bug)."""
@@ -143,14 +167,15 @@ class SyncClientCall(_ClientCall):
     def __call__(self, body: Mapping[str, Any]) -> Reply:
         start = time.monotonic()
         try:
-            kwargs = self._split(body)
+            orjson.dumps(body)  # checked as the lean wire checks it
         except TypeError as exc:
             return unencodable_reply(exc)
         try:
-            raw = self._create(**kwargs)
+            raw = self._request(body)
+            content = raw.read() if self._response_class is not None else raw.http_response.content
         except Exception as exc:
             return self._failure(exc, start)
-        return self._answer(raw, start)
+        return self._answer(raw, content, start)
 
 
 class AsyncClientCall(_ClientCall):
@@ -159,16 +184,22 @@ class AsyncClientCall(_ClientCall):
     async def __call__(self, body: Mapping[str, Any]) -> Reply:
         start = time.monotonic()
         try:
-            kwargs = self._split(body)
+            orjson.dumps(body)  # checked as the lean wire checks it
         except TypeError as exc:
             return unencodable_reply(exc)
         try:
-            raw = await asyncio.wait_for(self._create(**kwargs), self._timeout + _GRACE_S)
+            raw, content = await asyncio.wait_for(self._read(body), self._timeout + _GRACE_S)
         except asyncio.TimeoutError:  # the whole-call bound (the client's own bounds each read)
             return timeout_reply(self._timeout, time.monotonic() - start)
         except Exception as exc:
             return self._failure(exc, start)
-        return self._answer(raw, start)
+        return self._answer(raw, content, start)
+
+    async def _read(self, body: Mapping[str, Any]) -> tuple[Any, bytes]:
+        raw = await self._request(body)
+        if self._response_class is not None:
+            return raw, await raw.aread()
+        return raw, raw.http_response.content
 
     async def aclose(self) -> None:
         """Nothing to close: the client (and its connections) are the user's."""

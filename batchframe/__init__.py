@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import accessor  # noqa: F401  (registers df.batchchat)
-from .api import complete
-from .pipeline.estimate import estimate
+from .api import complete, estimate
 from .exceptions import (
     BatchframeError,
     BudgetExceeded,

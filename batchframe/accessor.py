@@ -23,6 +23,6 @@ class BatchChatAccessor:
 
     def estimate(self, prompt_col: str | None = None, **kwargs: Any) -> Any:
         """Count tokens and project the cost of the same complete() call; see batchframe.estimate."""
-        from .pipeline.estimate import estimate
+        from .api import estimate
 
         return estimate(self._df, prompt_col, **kwargs)

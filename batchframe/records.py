@@ -3,8 +3,10 @@
 ``Request``  one unique chat-completion call: its request hash and the exact JSON body.
 ``Reply``    what one HTTP attempt produced (success fields, or the error's status/code/message).
 ``Result``   the final word on one request: ``ok`` or ``failed`` with everything the columns need.
+``RowBatch`` rows of a source on their way through the run (their input frame, keys, and what the
+             sink needs to write them back).
 
-None of these know anything of pandas.
+None of these know anything of pandas (a ``RowBatch`` only carries a frame).
 """
 
 from __future__ import annotations
@@ -120,6 +122,16 @@ class Result:
             latency_s=reply.latency_s if reply else None,
             request_id=reply.request_id if reply else None,
         )
+
+
+@dataclasses.dataclass(slots=True)
+class RowBatch:
+    """Rows ``start .. start + len(keys)`` of a source."""
+
+    start: int
+    frame: Any           # the rows' input columns as a pandas frame (what the rows stage reads)
+    keys: list[str]      # each row's checkpoint key (``rows.keys``)
+    payload: Any = None  # what the sink needs to write these rows' input columns (an Arrow table, ...)
 
 
 # The result fields that become columns, in column order, with their pandas dtypes.

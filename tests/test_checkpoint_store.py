@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import json
 import os
 import shutil
@@ -20,13 +22,23 @@ from batchframe.checkpoint.store import (
     FORMAT_VERSION,
     MAX_PARTS,
     CheckpointStore,
-    StoredRow,
     checkpoint_summary,
     load_checkpoint,
 )
+from batchframe.checkpoint.read import read_rows
 from batchframe.rows.keys import key_of
 from batchframe.records import RESULT_COLUMNS, Result
-from batchframe.exceptions import CheckpointError, CheckpointLocked
+from batchframe import CheckpointError, CheckpointLocked
+
+StoredRow = collections.namedtuple("StoredRow", "rid status error_code error", defaults=[None])
+
+
+def stored(store) -> dict:
+    """The current stored outcome per key, as ``load_checkpoint`` reads it (the public reader)."""
+    df = load_checkpoint(store.path)
+    none = lambda v: None if pd.isna(v) else v  # noqa: E731
+    return {k: StoredRow(r, s, none(c), none(e))
+            for k, r, s, c, e in zip(df["key"], df["rid"], df["status"], df["error_code"], df["error"])}
 
 
 def ok(rid: str, text: str = "yes", **kw) -> Result:
@@ -55,14 +67,13 @@ def test_write_close_reopen_done(tmp_path):
             store.write([f"i:{i}"], ok(f"r{i}", f"answer {i}"), cost=0.001)
         store.write(["s:a", "s:b"], failed("rx"))  # one request shared by two rows
     with CheckpointStore(path) as store:
-        done = store.done()
+        done = stored(store)
     assert set(done) == {f"i:{i}" for i in range(7)} | {"s:a", "s:b"}
     assert done["i:3"] == StoredRow("r3", "ok", None)
     assert done["s:b"] == StoredRow("rx", "failed", "DataInspectionFailed", "moderation: input rejected")
-    assert done.is_ok("i:3", "r3") and not done.is_ok("i:3", "other") and not done.is_ok("s:a", "rx")
-    assert done.rid_of("s:a") == "rx" and done.get("i:99") is None and "i:99" not in done
-    assert set(done.failed()) == {"s:a", "s:b"}
-    assert done.ok_by_rid()["r5"] == "i:5"
+    assert done["s:a"].rid == "rx" and "i:99" not in done
+    assert {k for k, row in done.items() if row.status != "ok"} == {"s:a", "s:b"}
+    assert done["i:5"] == StoredRow("r5", "ok", None)
     df = load_checkpoint(path)
     assert df.loc[4, "response"] == "answer 4" and df.loc[4, "cost"] == 0.001
     assert df.loc["a", "error_code"] == "DataInspectionFailed" and pd.isna(df.loc["a", "response"])
@@ -74,13 +85,13 @@ def test_later_write_supersedes_within_and_across_runs(tmp_path):
         store.write(["i:1"], failed("old"))
         store.write(["i:1"], ok("new1"))  # same run, same journal
         store.write(["i:2"], ok("a"))
-        assert store.done()["i:1"].rid == "new1"
+        assert stored(store)["i:1"].rid == "new1"
     with CheckpointStore(path) as store:
         store.write(["i:2"], ok("b"))  # a later run
         store.flush()
         raw = pd.read_parquet(path)  # raw read: superseded attempts may show (documented)
         assert sorted(raw.loc[raw["key"] == "i:2", "rid"]) == ["a", "b"]
-        assert store.done()["i:2"].rid == "b"
+        assert stored(store)["i:2"].rid == "b"
     df = load_checkpoint(path)
     assert df["key"].is_unique and len(df) == 2
     assert df.loc[1, "rid"] == "new1" and df.loc[1, "status"] == "ok" and df.loc[2, "rid"] == "b"
@@ -94,7 +105,7 @@ def test_write_validates_its_arguments(tmp_path):
             store.write([1], ok("r"))
         with pytest.raises(ValueError):
             store.write(["i:1"], Result(rid="r", status="pending"))
-        assert len(store.done()) == 0
+        assert len(stored(store)) == 0
     with pytest.raises(CheckpointError):
         store.write(["i:1"], ok("r"))
     store.close()  # idempotent
@@ -130,7 +141,7 @@ def test_too_many_small_parts_are_compacted_while_running(tmp_path):
             store.write([f"i:{i % 50}"], ok(f"r{i}"))
             assert len(parts(path)) <= MAX_PARTS + 1
         assert len(parts(path)) < 10
-        done = store.done()
+        done = stored(store)
     last = {i % 50: i for i in range(n)}
     assert len(done) == 50 and done["i:10"].rid == f"r{last[10]}" and done["i:49"].rid == f"r{last[49]}"
 
@@ -159,7 +170,7 @@ def test_raw_read_parquet_closed_and_with_an_open_unflushed_store(tmp_path):
         assert str(raw["prompt_tokens"].dtype) == "Int64" and str(raw["latency_s"].dtype) == "Float64"
         loaded = load_checkpoint(path)  # no lock needed, journal rows included
         assert list(loaded["key"]) == ["i:0", "i:1", "i:2"]
-        assert set(store.done()) == {"i:0", "i:1", "i:2"}
+        assert set(stored(store)) == {"i:0", "i:1", "i:2"}
     assert sorted(pd.read_parquet(path)["key"]) == ["i:0", "i:1", "i:2"]
 
 
@@ -205,7 +216,7 @@ def test_kill_9_loses_no_written_row(tmp_path):
     assert expected <= set(loaded["key"])
     assert loaded.set_index("key").loc[f"i:{printed[-1]}", "response"] == f"answer {printed[-1]}"
     with CheckpointStore(path) as store:  # the lock died with the child; recovery turns journals to parts
-        done = store.done()
+        done = stored(store)
         assert journals(path) == []
         assert expected <= set(done)
         assert all(done[f"i:{i}"].rid == f"r{i}" for i in printed)
@@ -224,7 +235,7 @@ def test_torn_journal_line_is_skipped(tmp_path, caplog):
     (crashed / journal).write_bytes(data[:-9])  # the last line torn mid-write
     assert set(load_checkpoint(crashed)["key"]) == {"i:0", "i:1"}
     with CheckpointStore(crashed) as store:
-        assert set(store.done()) == {"i:0", "i:1"}
+        assert set(stored(store)) == {"i:0", "i:1"}
         store.write(["i:2"], ok("r2"))  # the torn row is simply re-run
     assert journals(crashed) == []
     assert set(load_checkpoint(crashed)["key"]) == {"i:0", "i:1", "i:2"}
@@ -252,7 +263,7 @@ def test_recovery_merges_a_journal_with_its_already_published_part(tmp_path):
     (c / journal).write_bytes(data[: data.index(b"\n") + 20])
     for crashed in (b, c):
         store = CheckpointStore(crashed).open()
-        assert set(store.done()) == {"i:0", "i:1", "i:2"} and journals(crashed) == []
+        assert set(stored(store)) == {"i:0", "i:1", "i:2"} and journals(crashed) == []
         assert sorted(pq.read_table(crashed / part)["key"].to_pylist()) == ["i:0", "i:1", "i:2"]
         store.close()
 
@@ -349,7 +360,7 @@ def test_truncated_part_is_quarantined_with_a_warning(tmp_path):
     with pytest.warns(RuntimeWarning, match="re-run"):
         store = CheckpointStore(path).open()
     assert parts(path) == [second] and (path / f".corrupt-{first}").exists()
-    assert set(store.done()) == {"i:3"}  # its rows are simply not done
+    assert set(stored(store)) == {"i:3"}  # its rows are simply not done
     store.close()
     assert set(pd.read_parquet(path)["key"]) == {"i:3"}
 
@@ -364,9 +375,9 @@ def test_part_corrupt_inside_is_caught_by_checksums(tmp_path):
     with pytest.warns(RuntimeWarning, match="unreadable"):
         assert set(load_checkpoint(path)["key"]) == {"i:3"}  # read-only: skipped, not moved
     assert (path / first).exists()
-    store = CheckpointStore(path).open()
+    store = CheckpointStore(path).open()  # the writer's reads (a run's resume) move it aside
     with pytest.warns(RuntimeWarning, match="re-run"):
-        assert set(store.done()) == {"i:3"}
+        assert set(read_rows(store.path, ["rid"], on_corrupt=store.quarantine)["key"].to_pylist()) == {"i:3"}
     assert parts(path) == [second] and (path / f".corrupt-{first}").exists()
     store.close()
 
@@ -411,7 +422,7 @@ def test_crash_between_compaction_publish_and_delete_resolves_by_seq(tmp_path):
     expected = load_checkpoint(path)
     pd.testing.assert_frame_equal(load_checkpoint(crashed), expected)
     with CheckpointStore(crashed) as store:
-        assert store.done()["i:1"].rid == "new" and store.done()["i:2"].rid == "old"
+        assert stored(store)["i:1"].rid == "new" and stored(store)["i:2"].rid == "old"
         store.compact()
     assert len(parts(crashed)) == 1
     pd.testing.assert_frame_equal(load_checkpoint(crashed), expected)

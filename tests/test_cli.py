@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import batchframe
@@ -53,6 +54,13 @@ def write(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def read_input(path) -> pd.DataFrame:
+    """The whole input as one frame, read exactly as a run reads it (its batches, as pandas)."""
+    source = _io.open_source(path)
+    tables = list(source.batches(1 << 20))
+    return _io.to_frame(pa.concat_tables(tables) if tables else source.schema.empty_table())
+
+
 def run(inp, out, sim, *extra, prompt=("--prompt-col", "text")) -> int:
     return main(["run", str(inp), "-o", str(out), *prompt, "--model", "qwen-plus",
                  "--base-url", sim.base_url, "--workers", "16", "--no-progress", *map(str, extra)])
@@ -60,7 +68,7 @@ def run(inp, out, sim, *extra, prompt=("--prompt-col", "text")) -> int:
 
 def expected(inp, sim, **kw) -> pd.DataFrame:
     kw.setdefault("prompt_col", "text")
-    return batchframe.complete(_io.read_table(inp), model="qwen-plus", base_url=sim.base_url,
+    return batchframe.complete(read_input(inp), model="qwen-plus", base_url=sim.base_url,
                                progress=False, max_workers=16, **kw)
 
 
@@ -92,7 +100,7 @@ def test_csv_output_and_sample_files(tmp_path):
             assert sim.stats()["requests"] == 237  # 240 reviews, 3 repeated
         with Simulator() as sim:
             want = expected(SAMPLES / name, sim, prompt_col="review")
-        _io.write_table(want, tmp_path / "want.csv")
+        want.to_csv(tmp_path / "want.csv", index=False)
         same(pd.read_csv(tmp_path / f"{name}.csv"), pd.read_csv(tmp_path / "want.csv"))
 
 
@@ -187,14 +195,18 @@ def test_wrong_key_is_fatal_exit_1_one_line_no_output(tmp_path, monkeypatch, cap
         assert run(inp, tmp_path / "out.csv", sim) == 1
         assert sim.stats()["requests"] <= 2 * 16
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "401" in err[0] and "sk-wrong" not in err[0]
+    assert sum("run stopped" in line for line in err) == 1  # said once, as the last line
+    assert "401" in err[-1] and err[-1].startswith("batchframe: error:")
+    assert not any("sk-wrong" in line for line in err)
     assert not (tmp_path / "out.csv").exists()
 
 
 def test_budget_stop_exit_4_writes_pending_rows_then_rerun_finishes(tmp_path, sim):
     inp = write(rows(300), tmp_path / "in.parquet")
     assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001") == 2  # no price known
-    assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001", "--prices", "1", "2") == 4
+    assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001", "--prices", "1", "2") == 2  # no bound
+    assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--max-cost", "0.001", "--prices", "1", "2",
+               "--max-tokens", "20") == 4
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert len(out) == 300 and (out["status"] == "pending").sum() > 200
     assert run(inp, tmp_path / "out.parquet", sim, *SMALL, "--prices", "1", "2") == 3  # row 3: no prompt
@@ -298,7 +310,7 @@ def test_estimate_counts_what_a_run_would_send(tmp_path, sim, capsys):
     assert main(base) == 0
     e = json.loads(capsys.readouterr().out)
     assert (e["rows"], e["unique_requests"], e["empty_rows"], e["requests_to_send"]) == (100, 80, 1, 80)
-    want = batchframe.estimate(_io.read_table(inp), "text", model="qwen-plus")
+    want = batchframe.estimate(read_input(inp), "text", model="qwen-plus")
     assert e["input_tokens"] == want.input_tokens and e["cost"] == pytest.approx(want.cost)
     assert run(inp, tmp_path / "out.csv", sim, "--batch-rows", "30") == 3
     capsys.readouterr()
@@ -351,7 +363,7 @@ def test_interrupted_run_then_rerun_has_every_row_once_in_order(tmp_path, sig):
 
 
 def test_seen_hashes_across_runs():
-    from batchframe.checkpoint.lookup import SeenHashes
+    from batchframe.checkpoint.hashes import SeenHashes
 
     seen = SeenHashes(flush_at=8)
     values = np.arange(1000, dtype=np.uint64) * 7919
@@ -363,7 +375,7 @@ def test_seen_hashes_across_runs():
 
 
 def test_seen_hashes_large_runs_merge_and_drop_values_added_twice(monkeypatch):
-    from batchframe.checkpoint import lookup as R
+    from batchframe.checkpoint import hashes as R
 
     monkeypatch.setattr(R, "_OWN_MAPPING", 16)  # runs of 16+ values in mappings of their own
     monkeypatch.setattr(R, "_BLOCK", 5)         # the duplicate scan crosses block edges
@@ -389,7 +401,7 @@ def test_seen_hashes_memory_is_its_eight_bytes_a_value():
     through malloc."""
     code = """if True:
         import numpy as np
-        from batchframe.checkpoint.lookup import SeenHashes, hashes
+        from batchframe.checkpoint.hashes import SeenHashes, hashes
 
         def mib(field):
             for line in open("/proc/self/status"):

@@ -215,13 +215,9 @@ def test_the_key_never_reaches_a_log_a_repr_or_the_checkpoint(tmp_path, caplog, 
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
     from batchframe.engine.wire import AsyncCaller
-    from batchframe.pipeline.options import resolve_options
+    from batchframe.pipeline.options import resolve
 
     caller = AsyncCaller(base_url=sim.base_url, api_key=secret, timeout=5, max_connections=1)
     assert secret not in repr(caller)
-    opts = resolve_options(model="qwen-plus", base_url=sim.base_url, api_key=secret, timeout=5,
-                           max_workers=1, max_pending=None, qps=None, max_attempts=None, simulate=False,
-                           checkpoint=None, fsync=False, retry_failed=False, dedupe=True, progress=False,
-                           on_interrupt="auto", prices=None, max_cost=None, deadline_s=None,
-                           extra_body=None, params={})
+    opts = resolve("text", model="qwen-plus", base_url=sim.base_url, api_key=secret, timeout=5)
     assert secret not in repr(opts) and secret not in str(opts)

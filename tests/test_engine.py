@@ -10,7 +10,7 @@ import pytest
 from batchframe.engine.dispatcher import HOLD, Engine, EngineConfig, ThreadTransport
 from batchframe.records import FAILED, OK, Reply, Request
 from batchframe.engine.retry import RetryPolicy
-from batchframe.exceptions import ConfigError, RunFatalError
+from batchframe import ConfigError, RunFatalError
 
 FAST = RetryPolicy(base_s=0.001, throttle_base_s=0.001, cap_s=0.002)
 

@@ -10,9 +10,9 @@ import pytest
 
 import batchframe
 from batchframe import ConfigError
-from batchframe.pipeline.estimate import (APPROXIMATE, DEFAULT_IMAGE_TOKENS, MESSAGE_OVERHEAD, REPLY_PRIMING,
-                                  VISION_MARKERS, Estimate, _qwen_encoder, approx_tokens, prompt_tokens,
-                                  token_counter)
+from batchframe.pipeline.estimate import Estimate
+from batchframe.pipeline.tokens import (APPROXIMATE, DEFAULT_IMAGE_TOKENS, MESSAGE_OVERHEAD, REPLY_PRIMING,
+                                        VISION_MARKERS, _qwen_encoder, approx_tokens, prompt_tokens, token_counter)
 from batchframe.simulator import Simulator
 
 from conftest import frame

@@ -33,7 +33,6 @@ def test_slow_start_doubles_each_round_trip() -> None:
             aimd.on_success()
         seen.append(aimd.limit)
     assert seen == [8, 16, 32, 64, 128]
-    assert aimd.slow_start
 
 
 def test_slow_start_stops_at_max() -> None:
@@ -46,7 +45,10 @@ def test_slow_start_stops_at_max() -> None:
 def test_throttle_cuts_and_ends_slow_start() -> None:
     aimd = AdaptiveConcurrency(1000, initial=64, clock=FakeClock())
     aimd.on_throttle()
-    assert (aimd.limit, aimd.throttled, aimd.slow_start) == (32, 1, False)
+    assert (aimd.limit, aimd.throttled) == (32, 1)
+    for _ in range(32):  # a round trip after the cut: +1 (additive), no longer doubling
+        aimd.on_success()
+    assert aimd.limit == 33
 
 
 def test_cooldown_merges_a_burst_of_throttles() -> None:

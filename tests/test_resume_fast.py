@@ -22,8 +22,8 @@ from batchframe.checkpoint.store import CheckpointStore
 from batchframe.rows.messages import OneTurn, row_messages, row_texts
 from batchframe.records import Result
 from batchframe.rows.requests import RequestSpec, user_messages
-from batchframe.checkpoint.reuse import Reuse
-from batchframe.exceptions import ConfigError
+from batchframe.checkpoint.reuse import Reuse, Reused
+from batchframe import ConfigError
 
 from conftest import frame
 
@@ -63,12 +63,12 @@ def test_text_rids_golden_values():
     assert spec.text_rids([text], "be terse") == ["2901b49d8ed0d35b6f891ee6fafb2aaa"]
 
 
-def test_text_rids_refuse_what_the_general_path_refuses():
+def test_text_rids_give_no_request_where_the_general_path_refuses():
+    """Text that is not valid Unicode cannot be sent: no hash (the rows stage fails that row)."""
     spec = RequestSpec(base_url="http://x/v1", model="qwen-plus")
     with pytest.raises(orjson.JSONEncodeError):
         general(spec, None, ["lone \ud800 surrogate"])
-    with pytest.raises(orjson.JSONEncodeError):
-        spec.text_rids(["lone \ud800 surrogate"], None)
+    assert spec.text_rids(["ok", "lone \ud800 surrogate"], None)[1] is None
 
 
 def test_text_rids_random_strings():
@@ -135,8 +135,11 @@ def write(path, texts: dict, *, part_rows=7, compact=False, status="ok"):
             store.compact()
 
 
-def reuse(path, keys, texts):
-    return Reuse(path, keys, SPEC.text_rids(texts, None), False)
+def reuse(path, keys, texts, retry=False, whole=True):
+    """The reuse decision for one batch of rows (an in-memory frame reads the whole checkpoint)."""
+    rids = SPEC.text_rids(texts, None)
+    found = Reuse(path, retry, whole=whole).lookup(keys, rids)
+    return found if found is not None else Reused(np.zeros(len(keys), dtype=bool), None, 0)
 
 
 @pytest.fixture
@@ -156,8 +159,11 @@ def no_hash_join(monkeypatch):
 
 def expect(r: Reuse, keys, texts, reused, owners=None):
     """``owners``: the key whose stored row answers each row (default: its own)."""
-    assert r.mask == list(reused) and r.use.tolist() == list(reused) and r.count == sum(reused)
+    assert r.use.tolist() == list(reused) and r.count == sum(reused)
     want = [f"{k} says {t}" if u else None for k, t, u in zip(owners or keys, texts, reused)]
+    if r.stored is None:
+        assert not any(reused)
+        return
     got = [None if v is pd.NA else v for v in r.stored["response"].tolist()]
     assert got == want
     assert str(r.stored["response"].dtype) == "string" and str(r.stored["prompt_tokens"].dtype) == "Int64"
@@ -235,11 +241,12 @@ def test_reuse_stored_failures_by_layout(tmp_path, no_hash_join):
     keys = [f"i:{i}" for i in range(15)]
     texts = [f"t{i}" for i in range(15)]
     write(tmp_path / "ck", dict(zip(keys, texts)), status="failed", compact=True)
-    r = Reuse(tmp_path / "ck", keys, SPEC.text_rids(texts, None), False)
+    r = reuse(tmp_path / "ck", keys, texts)
     assert r.count == 15 and (r.stored["status"] == "failed").all()
     assert (r.stored["error_code"] == "x").all()
-    r = Reuse(tmp_path / "ck", keys, SPEC.text_rids(texts, None), True)  # retry_failed=True
-    assert r.count == 0
+    assert reuse(tmp_path / "ck", keys, texts, retry=True).count == 0  # retry_failed=True
+    assert reuse(tmp_path / "ck", keys, texts, retry=("x",)).count == 0  # that code
+    assert reuse(tmp_path / "ck", keys, texts, retry=("other",)).count == 15
 
 
 def test_complete_resumes_a_compacted_checkpoint_with_a_shuffled_frame(sim, tmp_path):
@@ -256,3 +263,23 @@ def test_complete_resumes_a_compacted_checkpoint_with_a_shuffled_frame(sim, tmp_
     assert sim.stats()["requests"] == sent and again.attrs["batchframe"]["sent"] == 0
     assert again.attrs["batchframe"]["reused"] == 40
     pd.testing.assert_frame_equal(again.loc[df.index], first)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_both_ways_of_reading_decide_alike(tmp_path, compact):
+    """One decision: an in-memory frame (the whole checkpoint read at once) and a stream (stored rows
+    found by hash, read back with a filter) reuse exactly the same rows with the same columns."""
+    rng = random.Random(5)
+    keys = [f"i:{i}" for i in range(60)]
+    write(tmp_path / "ck", {k: f"t{rng.randrange(20)}" for k in keys[:40]}, compact=compact)
+    write(tmp_path / "ck", {k: f"t{rng.randrange(20)}" for k in keys[30:50]}, status="failed")
+    write(tmp_path / "ck", {k: f"t{rng.randrange(20)}" for k in keys[45:55]}, compact=False)
+    for trial in range(5):
+        batch = rng.sample(keys, 25)
+        texts = [f"t{rng.randrange(25)}" for _ in batch]
+        for retry in (False, True, ("x",)):
+            a = reuse(tmp_path / "ck", batch, texts, retry=retry, whole=True)
+            b = reuse(tmp_path / "ck", batch, texts, retry=retry, whole=False)
+            assert a.use.tolist() == b.use.tolist() and a.count == b.count
+            if a.count:
+                pd.testing.assert_frame_equal(a.stored, b.stored)

@@ -155,6 +155,26 @@ def test_error_rules(http: httpx2.Client) -> None:
         assert sim.stats()["by_code"] == {"AccessDenied": 1, "Arrearage": 1}
 
 
+def test_error_rule_echoes_the_authorization_header(http: httpx2.Client) -> None:
+    """A careless server echoing the key: the simulator can play one, for the no-leak tests."""
+    rules = (ErrorRule("echo", 400, "InvalidParameter", "Bad request.", echo_authorization=True),
+             ErrorRule("both", 401, "InvalidApiKey", "Invalid key.", echo_authorization=True,
+                       echo_authorization_in_request_id=True))
+    with Simulator(error_rules=rules) as sim:
+        auth = {"Authorization": "Bearer sk-secret-123"}
+        response = post(http, sim, body("echo this"), headers=auth)
+        assert error_of(response)["message"] == "Bad request. (Authorization: Bearer sk-secret-123)"
+        assert "sk-secret" not in response.headers["x-request-id"]
+        response = post(http, sim, body("both"), headers=auth)
+        assert response.status_code == 401 and "sk-secret-123" in error_of(response)["message"]
+        assert response.headers["x-request-id"] == "Bearer sk-secret-123"
+        client = openai.OpenAI(base_url=sim.base_url, api_key="sk-via-sdk", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as caught:
+            client.chat.completions.create(**body("both"))
+        assert "sk-via-sdk" in str(caught.value) and caught.value.request_id == "Bearer sk-via-sdk"
+        assert post(http, sim, body("plain")).status_code == 200
+
+
 def test_api_key(http: httpx2.Client) -> None:
     with Simulator(api_key="sk-right") as sim:
         client = openai.OpenAI(base_url=sim.base_url, api_key="sk-wrong", max_retries=0)
@@ -372,6 +392,10 @@ def test_spawned_simulator_holds_2000_concurrent_connections() -> None:
     {"max_qps": 0}, {"burst_limit": 2.5}, {"models": []}, {"thinking_models": {"qwen-plus": "yes"}},
     {"error_rules": ("x",)}, {"moderation_marker": ""}, {"responder": "text"}, {"api_key": ""},
     {"latency_s": float("nan")}, {"retry_after_s": -1}, {"max_input_tokens": 0},
+    {"max_n": 0}, {"sample_flip_rate": 1.5}, {"bad_json_marker": ""}, {"no_tool_marker": 3},
+    {"batch_max_lines": 0}, {"batch_max_bytes": 1.5}, {"batch_line_s": -1}, {"batch_hold_lines": -1},
+    {"batch_expire_after_lines": "3"}, {"batch_unfinished": "drop"}, {"batch_error_line_style": "x"},
+    {"batch_failed_in_output_rate": 2}, {"on_batch_created_marker": ""}, {"stall_batch_creates": -1},
 ])
 def test_config_validation(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -387,8 +411,23 @@ def test_config_is_frozen_and_keyword_only() -> None:
         SimConfig(1)  # type: ignore[misc]
     with pytest.raises(ValueError):
         ErrorRule("", 200, "x", "y")
+    with pytest.raises(ValueError):
+        ErrorRule("", 400, "x", "y", echo_authorization="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         Simulator(not_a_field=1)
+
+
+def test_config_pickles_with_every_new_knob(tmp_path: Any) -> None:
+    """Simulator.spawn sends the config pickled: every knob must survive the trip."""
+    import pickle
+
+    config = SimConfig(max_n=8, sample_flip_rate=0.5, bad_json_marker="<bad>", batch_max_lines=10,
+                       batch_line_s=0.01, batch_hold_lines=2, batch_expire_after_lines=5,
+                       batch_unfinished="missing", batch_failed_in_output_rate=0.5,
+                       batch_error_line_style="error", on_batch_created_marker=str(tmp_path / "m"),
+                       stall_batch_creates=1,
+                       error_rules=(ErrorRule("x", 400, "c", "m", echo_authorization=True),))
+    assert pickle.loads(pickle.dumps(config)) == config
 
 
 def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -402,6 +441,26 @@ def test_cli_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.api_key == "sk-test" and config.models == ("qwen-plus", "qwen-flash")
     with pytest.raises(SystemExit):
         main(["--api-key-env", "NO_SUCH_VARIABLE_FOR_SURE"])
+    defaults = config_from_args(build_parser().parse_args([]))
+    assert dataclasses.replace(defaults, api_key=None) == SimConfig()  # the CLI's defaults are SimConfig's
+
+
+def test_cli_batch_and_output_knobs() -> None:
+    args = build_parser().parse_args([
+        "--max-n", "6", "--sample-flip-rate", "0.1", "--batch-max-lines", "10", "--batch-max-bytes", "5000",
+        "--batch-test-max-lines", "3", "--batch-validating-s", "0.5", "--batch-line-s", "0.01",
+        "--batch-finalizing-s", "1", "--batch-hold-lines", "2", "--batch-expire-after-lines", "none",
+        "--batch-unfinished", "missing", "--batch-failed-in-output-rate", "0.2",
+        "--batch-error-line-style", "error", "--on-batch-created-marker", "/tmp/m", "--stall-batch-creates", "1"])
+    config = config_from_args(args)
+    assert (config.max_n, config.sample_flip_rate, config.batch_max_lines, config.batch_max_bytes,
+            config.batch_test_max_lines) == (6, 0.1, 10, 5000, 3)
+    assert (config.batch_validating_s, config.batch_line_s, config.batch_finalizing_s) == (0.5, 0.01, 1.0)
+    assert (config.batch_hold_lines, config.batch_expire_after_lines, config.batch_unfinished) == (2, None, "missing")
+    assert (config.batch_failed_in_output_rate, config.batch_error_line_style) == (0.2, "error")
+    assert (config.on_batch_created_marker, config.stall_batch_creates) == ("/tmp/m", 1)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--batch-unfinished", "drop"])
 
 
 def test_cli_serves_until_signalled() -> None:

@@ -196,7 +196,7 @@ def test_parsed_column_clash_is_refused_before_sending(reviews):
 
 def test_parsed_columns_on_a_partial_result(tmp_path):
     with Simulator() as sim:
-        out = run(frame(40), sim, response_format=Rated, max_workers=2, max_cost=1e-6,
+        out = run(frame(40), sim, response_format=Rated, max_workers=2, max_cost=1e-4, max_tokens=50,
                   prices={"input": 1.0, "output": 1.0}, checkpoint=tmp_path / "ck")
     assert "star_rating" in out.columns and str(out["star_rating"].dtype) == "Int64"
     pending = out["status"] == "pending"

@@ -159,16 +159,22 @@ def _conform(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     return pa.table(arrays, names=list(columns))
 
 
-def read_part(path: str, columns: Sequence[str]) -> pa.Table:
-    """Some columns of one part (checksums verified). FileNotFoundError passes through; anything else
-    wrong with the file raises CorruptPart."""
+def read_part(path: str, columns: Sequence[str], where: Any = None) -> pa.Table:
+    """Some columns of one part (checksums verified), only the rows matching ``where`` when given
+    (pushed down: row groups whose statistics exclude it are not read). FileNotFoundError passes
+    through; anything else wrong with the file raises CorruptPart."""
     try:
         with pq.ParquetFile(path, page_checksum_verification=True) as pf:
             names = pf.schema_arrow.names
             missing = [c for c in REQUIRED if c not in names]
             if missing:
                 raise CorruptPart(f"missing column(s) {missing}")
-            table = pf.read(columns=[c for c in columns if c in names])
+            present = [c for c in columns if c in names]
+            if where is None:
+                table = pf.read(columns=present)
+        if where is not None:
+            table = pq.read_table(path, columns=present, filters=where, page_checksum_verification=True,
+                                  pre_buffer=False, use_threads=False)
         return _conform(table, columns)
     except (FileNotFoundError, PermissionError):
         raise

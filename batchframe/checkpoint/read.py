@@ -1,4 +1,5 @@
-"""The read side of a checkpoint: what ``done()`` returns, ``load_checkpoint``, ``checkpoint_summary``.
+"""The read side of a checkpoint: ``read_rows`` (the one reader of stored rows), ``load_checkpoint``,
+``checkpoint_summary``.
 
 Readers take no lock: they work while a run writes and right after a crash (journal rows included),
 skip unreadable parts with a warning (only the writer moves them aside), and list the directory again
@@ -7,9 +8,8 @@ when a writer publishes or compacts under them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -17,98 +17,19 @@ import pyarrow.compute as pc
 
 from . import files as F
 from . import meta as M
-from ..records import FAILED, OK, RESULT_COLUMNS
+from ..records import OK, RESULT_COLUMNS
 from ..exceptions import CheckpointError
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class StoredRow:
-    """What resume needs per key: the request hash answered, and how it ended."""
+def read_rows(dirpath: str, columns: Sequence[str], where: Any = None,
+              on_corrupt: Callable[[str, str, str], None] | None = None) -> pa.Table:
+    """Every stored row (parts and journals, superseded attempts included) matching ``where`` (a
+    pyarrow expression over ``columns``), with ``key`` and ``seq`` always among the columns.
 
-    rid: str
-    status: str  # "ok" | "failed"
-    error_code: str | None
-    error: str | None = None  # the stored error message (None for ok rows)
-
-
-class DoneRows(Mapping[str, StoredRow]):
-    """The latest stored outcome per key: a read-only ``Mapping[str, StoredRow]`` (what ``done()`` returns).
-
-    Not a ``dict``: a dict of 1,000,000 ``StoredRow`` takes ~2 s to build, this ~0.5 s. Ok rows are held
-    as their rid alone and a ``StoredRow`` is made on lookup (``done[key]``, ``done.get(key)``); failed
-    rows are held as ``StoredRow``. Iterating ``items()``/``values()`` makes one ``StoredRow`` per key
-    (~1 µs each); ``is_ok``, ``rid_of``, ``ok_by_rid`` and ``failed`` answer the resume questions
-    without that.
-    """
-
-    __slots__ = ("_d",)
-
-    def __init__(self, by_key: dict[str, Any]) -> None:
-        self._d = by_key  # key -> rid (str) when ok, else a StoredRow
-
-    def __getitem__(self, key: str) -> StoredRow:
-        v = self._d[key]
-        return StoredRow(v, OK, None) if type(v) is str else v
-
-    def get(self, key: str, default: Any = None) -> Any:
-        v = self._d.get(key)
-        if v is None:
-            return default
-        return StoredRow(v, OK, None) if type(v) is str else v
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._d
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._d)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    def __repr__(self) -> str:
-        return f"<DoneRows {len(self._d)} keys, {len(self.failed())} failed>"
-
-    def rid_of(self, key: str) -> str | None:
-        """The request hash stored for ``key`` (ok or failed), or None."""
-        v = self._d.get(key)
-        return v if v is None or type(v) is str else v.rid
-
-    def is_ok(self, key: str, rid: str) -> bool:
-        """True when ``key``'s latest stored row answered request ``rid`` successfully."""
-        return self._d.get(key) == rid  # a StoredRow never equals a str
-
-    def ok_by_rid(self) -> dict[str, str]:
-        """rid -> one key whose latest row answered it successfully (to reuse an answer across rows)."""
-        return {v: k for k, v in self._d.items() if type(v) is str}
-
-    def failed(self) -> dict[str, StoredRow]:
-        """key -> StoredRow for keys whose latest row failed."""
-        return {k: v for k, v in self._d.items() if type(v) is not str}
-
-
-def _done_rows(tables: list[pa.Table]) -> DoneRows:
-    if not tables:
-        return DoneRows({})
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    if len(tables) > 1:  # one part is either in seq order (flushed) or unique per key (compacted)
-        seq = table["seq"].to_numpy()
-        if len(seq) > 1 and not bool(np.all(seq[1:] > seq[:-1])):
-            table = table.take(np.argsort(seq, kind="stable"))
-    values: list[Any] = table["rid"].to_pylist()
-    not_ok = pc.fill_null(pc.not_equal(table["status"], OK), True)
-    where = pc.indices_nonzero(not_ok)
-    if len(where):
-        sub = table.take(where)
-        for i, rid, status, code, err in zip(where.to_pylist(), sub["rid"].to_pylist(),
-                                              sub["status"].to_pylist(), sub["error_code"].to_pylist(),
-                                              sub["error"].to_pylist()):
-            values[i] = StoredRow(rid, status or FAILED, code, err)
-    return DoneRows(dict(zip(table["key"].to_pylist(), values)))  # later (higher seq) wins
-
-
-def _read_all(dirpath: str, columns: Sequence[str]) -> pa.Table:
-    """Every stored row (parts and journals, superseded attempts included), read-only: corrupt parts
-    are skipped with a warning, never moved. Retries when a writer publishes or compacts meanwhile."""
+    The one policy for a damaged part: it is left out (its rows count as not done, so they are re-run)
+    and ``on_corrupt(dirpath, name, reason)`` is told: by default a warning (read-only readers never
+    move a file); a run, which holds the lock, passes its store's ``quarantine``. Lists the directory
+    again when a writer publishes or compacts between the listing and the read."""
     columns = list(dict.fromkeys(["key", "seq", *columns]))
     for attempt in range(10):
         parts, journals, _ = F.scan(dirpath)
@@ -116,16 +37,23 @@ def _read_all(dirpath: str, columns: Sequence[str]) -> pa.Table:
         try:
             for name in parts:
                 try:
-                    tables.append(F.read_part(os.path.join(dirpath, name), columns))
+                    tables.append(F.read_part(os.path.join(dirpath, name), columns, where))
                 except F.CorruptPart as exc:
-                    F.warn(f"checkpoint {dirpath}: part {name} is unreadable ({exc}); skipping it "
-                           f"(its rows count as not done)")
+                    (on_corrupt or _skip)(dirpath, name, str(exc))
             for name in journals:
-                tables.append(F.journal_table(os.path.join(dirpath, name)).select(columns))
+                table = F.journal_table(os.path.join(dirpath, name)).select(columns)
+                tables.append(table if where is None else table.filter(where))
         except FileNotFoundError:
             continue  # a writer flushed or compacted between the listing and the read: list again
-        return pa.concat_tables(tables) if tables else F.empty_table(columns)
+        if not tables:
+            return F.empty_table(columns)
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     raise CheckpointError(f"checkpoint {dirpath} kept changing while being read; try again")
+
+
+def _skip(dirpath: str, name: str, reason: str) -> None:
+    F.warn(f"checkpoint {dirpath}: part {name} is unreadable ({reason}); skipping it "
+           f"(its rows count as not done and will be re-run)")
 
 
 def _label_index(keys: pa.ChunkedArray | pa.Array) -> tuple[Any, Any]:
@@ -174,7 +102,7 @@ def load_checkpoint(path: str | os.PathLike) -> "Any":
     path = os.fspath(path)
     _check_readable(path)
     columns = ["key", "rid", *RESULT_COLUMNS, "written_at"]
-    table = F.current(_read_all(path, columns))
+    table = F.current(read_rows(path, columns))
     index, labels = _label_index(table["key"])
     if isinstance(index.dtype, np.dtype) and index.dtype.kind == "i" and len(index) > 1:
         order = np.argsort(index.to_numpy(), kind="stable")
@@ -192,7 +120,7 @@ def checkpoint_summary(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     _check_readable(path)
     sums = ["prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "cost"]
-    table = F.current(_read_all(path, ["status", "error_code", *sums]))
+    table = F.current(read_rows(path, ["status", "error_code", *sums]))
     status = table["status"]
     failed = table.filter(pc.fill_null(pc.not_equal(status, OK), True))
     codes = failed["error_code"].value_counts().to_pylist() if failed.num_rows else []

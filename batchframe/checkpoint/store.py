@@ -1,7 +1,6 @@
 """The checkpoint store: one writer per directory, every answer durable before it counts as done.
 
     with CheckpointStore(path, meta={"model": ..., "base_url": ...}) as store:
-        done = store.done()                    # key -> StoredRow(rid, status, error_code, error)
         store.write(["i:0", "i:7"], result, cost)   # one request's result, for every row sharing it
 
 ``write()`` appends one orjson line per row key to a journal with a single ``os.write`` (plus
@@ -33,12 +32,11 @@ import pyarrow.compute as pc
 from . import files as F
 from . import meta as M
 from .meta import FORMAT_VERSION
-from .read import DoneRows, StoredRow, _done_rows, checkpoint_summary, load_checkpoint
+from .read import checkpoint_summary, load_checkpoint
 from ..records import FAILED, OK, Result
 from ..exceptions import CheckpointError, CheckpointLocked, ConfigError
 
-__all__ = ["FORMAT_VERSION", "StoredRow", "DoneRows", "CheckpointStore", "load_checkpoint",
-           "checkpoint_summary"]
+__all__ = ["FORMAT_VERSION", "CheckpointStore", "load_checkpoint", "checkpoint_summary"]
 
 MAX_PARTS = 64  # more parts than this: compact while running
 # More parts than this at close: merge them. Not fewer: a rerun that adds 10 rows to a 1M-row
@@ -52,7 +50,6 @@ _COST_AT = F.EXTRA.index("cost") if "cost" in F.EXTRA else -1
 _ONLY_COST = F.EXTRA == ("cost",)
 _dumps = orjson.dumps
 _JSON_OPT = orjson.OPT_SERIALIZE_NUMPY
-_DONE_COLUMNS = ["key", "rid", "seq", "status", "error_code", "error"]
 
 
 class CheckpointStore:
@@ -83,6 +80,8 @@ class CheckpointStore:
         self._retry_at = 0.0  # after a failed automatic flush, not before this monotonic time
         self._seq = 0
         self._parts: list[str] = []
+        self._created = False  # this store made the directory (see close(discard_unused=))
+        self._written = False
 
     def __repr__(self) -> str:
         state = "open" if self._lock_fd is not None else "closed"
@@ -103,6 +102,7 @@ class CheckpointStore:
         if os.path.exists(path) and not os.path.isdir(path):
             raise CheckpointError(f"checkpoint path {path} is a file; checkpoint= must be a directory")
         self._refuse_foreign()
+        self._created = not os.path.exists(path)
         os.makedirs(path, exist_ok=True)
         self._lock_fd = _lock(path)
         try:
@@ -199,6 +199,7 @@ class CheckpointStore:
                 seq += 1
             if not chunks:
                 return
+            self._written = True
             self._seq = seq  # reserved before the write: an interrupted write leaves a gap, never a reuse
             data = b"".join(chunks)
             if self._newline:
@@ -303,10 +304,15 @@ class CheckpointStore:
         F.write_part(table, self.path, name, fsync=self.fsync)
         return name
 
-    def close(self, *, compact: bool = True) -> None:
+    def close(self, *, compact: bool = True, discard_unused: bool = False) -> None:
         """Flush, compact when more than COMPACT_AT_CLOSE parts (unless ``compact=False``), release
-        the lock. Idempotent."""
+        the lock. Idempotent. ``discard_unused``: a run that failed before storing anything removes
+        the directory it created (never one that existed before), so a bad first request or a
+        missing dependency leaves no half-made checkpoint behind."""
         if self._lock_fd is None:
+            return
+        if discard_unused and self._created and not self._written:
+            self._discard()
             return
         try:
             self.flush()
@@ -316,6 +322,27 @@ class CheckpointStore:
             fd, self._journal_fd = self._journal_fd, None
             self._close_fd(fd, delete=False)  # only if flush failed: the journal is recovered next open
             self._unlock()
+
+    def _discard(self) -> None:
+        fd, self._journal_fd = self._journal_fd, None
+        self._close_fd(fd, delete=True)
+        self._unlock()
+        ours = {M.META, F.LOCK, *self._parts}
+        names = os.listdir(self.path)
+        if all(name in ours for name in names):
+            for name in names:
+                _remove(os.path.join(self.path, name))
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+
+    def quarantine(self, dirpath: str, name: str, reason: str) -> None:
+        """A part found unreadable while the run reads it: moved aside (the run holds the lock), its
+        rows count as not done. The signature of ``read.read_rows``'s ``on_corrupt``."""
+        F.quarantine(dirpath, name, reason)
+        if name in self._parts:
+            self._parts.remove(name)
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
@@ -335,16 +362,6 @@ class CheckpointStore:
             if name in parts:
                 parts.remove(name)
             return None
-
-    def done(self) -> DoneRows:
-        """The latest stored outcome per key, as a ``DoneRows`` (a ``Mapping[str, StoredRow]``)."""
-        if self._lock_fd is None:
-            raise CheckpointError(f"checkpoint {self.path} is not open")
-        tables = [t for t in (self._read(name, _DONE_COLUMNS) for name in list(self._parts))
-                  if t is not None]
-        if self._pending:
-            tables.append(F.table_from_rows(self._pending).select(_DONE_COLUMNS))
-        return _done_rows(tables)
 
 
 def _lock(path: str) -> int:

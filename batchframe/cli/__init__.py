@@ -1,8 +1,8 @@
 """``batchframe`` on the command line: ``run``, ``estimate``, ``status`` and ``simulate``.
 
-``run`` streams its input (any number of rows, memory flat in the row count) through the same
-per-row rules, request hashes, checkpoint and engine as :func:`batchframe.complete`; see
-``_stream``. The commands themselves live in ``_cli_run`` (run), ``_cli_estimate`` and ``_cli_status``.
+``run`` streams its input (any number of rows, memory flat in the row count) through the same run
+as :func:`batchframe.complete` (``pipeline.run.Run``, with file sources and sinks); the commands
+live in ``run``, ``estimate`` and ``status``; ``plan`` maps the flags onto ``complete()``'s options.
 
 Exit codes: 0 every row ok; 3 some rows failed; 4 some rows pending (interrupted, budget or
 deadline: rerun the same command to resume); 1 the run stopped on an error that hits every row
@@ -215,9 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler, level = _StderrHandler(), log.level
     handler.setFormatter(logging.Formatter("%(message)s"))
     # the run-stopping error is printed once, as the command's last line, not also as it happens
-    handler.addFilter(lambda r: not (r.levelno >= logging.ERROR and r.module == "dispatcher"))
+    handler.addFilter(lambda r: not (r.levelno >= logging.ERROR and r.module == "run"))
     log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.INFO)
     try:
         return _dispatch(args)
     finally:  # main() may run in-process (tests, notebooks): leave logging as it was
@@ -253,7 +253,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return cmd_status(args)
     except (ConfigError, CheckpointError, TypeError) as exc:
-        print(f"batchframe: error: {_one_line(exc)}", file=sys.stderr)
+        from .plan import cli_words
+
+        print(f"batchframe: error: {cli_words(_one_line(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, RunInterrupted):
         print("batchframe: interrupted: rerun the same command to resume", file=sys.stderr)

@@ -1,26 +1,24 @@
-"""``batchframe run``: check everything, open the checkpoint, stream (``_stream``), report, exit code.
+"""``batchframe run``: check everything, then the one run (``pipeline.run.Run``) from the input file
+to the output file, then the report and the exit code.
 
 Every check runs before the first request: the input (readable, known format, the columns the
 prompt needs, unique ids), the output (a known format, not the input, not inside an input
-directory, not someone else's file), the options (``resolve_options``, as ``complete()``), the
+directory, not someone else's file), the options (the one resolver, as ``complete()``), the
 checkpoint (not another input's, not locked by a live run).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from ..io import sources as _io
-from .plan import check_input, checkpoint_path, endpoint, plan, run_options, stored_meta
-from ..io.sinks import TableWriter, remove_stale_temps
-from ..pipeline.pricing import resolve_prices
-from ..pipeline.run import _meta
-from ..pipeline.stream import StreamRun
-from ..pipeline.parsed import StreamParse, rewrite_parsed
+from ..io.sinks import FileSink, TableWriter, remove_stale_temps
+from ..pipeline.parsed import Parse
+from ..pipeline.run import Outcome, Run
+from .plan import check_input, check_source, checkpoint_path, options, stored_meta
 from ..exceptions import ConfigError
 
 EXIT_OK, EXIT_FATAL, EXIT_FAILED_ROWS, EXIT_PENDING = 0, 1, 3, 4
@@ -33,7 +31,7 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 def _check_output(args: argparse.Namespace, source: _io.Source, out: Path, ckpt: str | None,
                   meta: dict) -> str:
-    fmt = _io.format_of(out, args.output_format) if not out.is_dir() else None
+    fmt = _io.format_of(out, args.output_format, flag="--output-format") if not out.is_dir() else None
     if fmt is None:
         raise ConfigError(f"output {out} is a directory: give a file name ending in .csv, .tsv, .jsonl or .parquet")
     real = str(out.resolve())
@@ -52,74 +50,65 @@ def _check_output(args: argparse.Namespace, source: _io.Source, out: Path, ckpt:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    p = plan(args)
-    source, out = p.source, Path(args.output)
+    source = _io.open_source(args.input, args.format)
+    opts = options(args)
+    check_source(source, opts, args.batch_rows)
+    out = Path(args.output)
     ckpt = checkpoint_path(args)
     meta = stored_meta(ckpt)
     out_fmt = _check_output(args, source, out, ckpt, meta)
     if ckpt is not None:
         check_input(ckpt, meta, source, args.force_checkpoint)
-    progress = not (args.no_progress or args.quiet)
-    with endpoint(args) as (url, ep, model):
-        if args.local:
-            from ..api import LOCAL_WORKERS
-
-            args.workers = min(args.workers, LOCAL_WORKERS)
-        opts = run_options(args, p, url=url, ep=ep, model=model, checkpoint=ckpt, progress=progress)
-        if opts.max_cost is not None and resolve_prices(opts.spec.model, opts.prices,
-                                                        use_table=opts.dashscope or opts.simulate) is None:
-            raise ConfigError(f"--max-cost needs prices, and none are known for {opts.spec.model!r} at "
-                              f"{args.base_url or 'this endpoint'}: pass --prices IN OUT (per million tokens)")
-        rows = dataclasses.replace(p.rows, hasher=opts.spec.hasher(), dedupe=opts.dedupe)
-        for note in opts.notes:
-            _say(args, note)
-        remove_stale_temps(out)
-        unparsed = out.with_name(f".{out.name}.unparsed.parquet")  # schema-less --parse's first pass
-        remove_stale_temps(unparsed)
-        store = lookup = None
-        if ckpt is not None:
-            from ..checkpoint.store import CheckpointStore
-            from ..checkpoint.lookup import StoredLookup
-
-            outputs = [o for o in (meta.get("outputs") or []) if o != str(out.resolve())][-19:]
-            # Parts of at least 1/48 of the input (and no time-based flush for 5 min): a run adds fewer
-            # than MAX_PARTS parts, so the store never compacts mid-run (compacting reads the whole
-            # checkpoint into memory); rows wait in the journal meanwhile, durable all the same.
-            part_rows = min(max(source.rows // 48, 50_000), 250_000)
-            store = CheckpointStore(ckpt, fsync=opts.fsync, part_rows=part_rows, part_seconds=300.0, meta={
-                **_meta(opts), "input": source.fingerprint(), "outputs": [*outputs, str(out.resolve())]}).open()
-        parse = StreamParse(p.structured, p.names) if p.structured is not None and p.structured.parse else None
-        writer = TableWriter(unparsed if parse is not None and parse.two_pass else out,
-                             "parquet" if parse is not None and parse.two_pass else out_fmt, fsync=args.fsync)
-        try:
-            if store is not None:
-                lookup = StoredLookup(ckpt, opts.retry_failed)
-            run = StreamRun(source, writer, opts, rows, p.names, parse=parse, store=store, lookup=lookup,
-                            batch_rows=args.batch_rows, window_rows=args.window_rows)
-            outcome = run.run()
-            if outcome.written:
-                writer.commit()
-                if parse is not None and parse.two_pass:
-                    final = TableWriter(out, out_fmt, fsync=args.fsync)
-                    try:
-                        rewrite_parsed(unparsed, final, parse, args.batch_rows)
-                        final.commit()
-                    finally:
-                        final.abort()
-                        unparsed.unlink(missing_ok=True)
-        finally:
-            writer.abort()
-            if store is not None:  # never compacted here: merging parts reads the whole checkpoint
-                store.close(compact=False)
-    return _report(args, outcome, run, out, ckpt, parse)
+    remove_stale_temps(out)
+    unparsed = out.with_name(f".{out.name}.unparsed.parquet")  # schema-less --parse's first pass
+    remove_stale_temps(unparsed)
+    parse = (Parse(opts.structured, opts.names, nested="json")
+             if opts.structured is not None and opts.structured.parse else None)
+    two_pass = parse is not None and parse.two_pass
+    writer = TableWriter(unparsed if two_pass else out, "parquet" if two_pass else out_fmt, fsync=args.fsync)
+    outputs = [o for o in (meta.get("outputs") or []) if o != str(out.resolve())][-19:]
+    # Parts of at least 1/48 of the input (and no time-based flush for 5 min): a run adds fewer than
+    # MAX_PARTS parts, so the store never compacts mid-run (compacting reads the whole checkpoint
+    # into memory); rows wait in the journal meanwhile, durable all the same. Never compacted at
+    # the end either: merging parts reads the whole checkpoint.
+    store = {"part_rows": min(max(source.rows // 48, 50_000), 250_000), "part_seconds": 300.0, "compact": False}
+    run = Run(opts, _io.FileRows(source, batch_rows=args.batch_rows, id_col=args.id_col), FileSink(writer, parse),
+              window_rows=args.window_rows, store_options=store, meta={"outputs": [*outputs, str(out.resolve())]})
+    try:
+        outcome = run.run()
+        if outcome.complete:
+            writer.commit()
+            if two_pass:
+                final = TableWriter(out, out_fmt, fsync=args.fsync)
+                try:
+                    _rewrite_parsed(unparsed, final, parse, args.batch_rows)
+                    final.commit()
+                finally:
+                    final.abort()
+                    unparsed.unlink(missing_ok=True)
+    finally:
+        writer.abort()
+    if parse is not None:
+        outcome.summary.parse_errors = parse.errors
+    return _report(args, outcome, run, out, ckpt)
 
 
-def _report(args, outcome, run, out: Path, ckpt: str | None, parse) -> int:
+def _rewrite_parsed(unparsed: Path, writer: TableWriter, parse: Parse, batch_rows: int) -> None:
+    """Second pass of schema-less ``--parse``: the first pass's Parquet, with the parsed columns."""
+    import pyarrow.parquet as pq
+
+    parse.settle()
+    with pq.ParquetFile(unparsed, buffer_size=1 << 20, pre_buffer=False) as pf:
+        for rb in pf.iter_batches(batch_size=batch_rows):
+            writer.write(None, parse.add(rb.to_pandas()))
+        if writer.rows == 0:
+            writer.write(None, parse.add(pf.schema_arrow.empty_table().to_pandas()))
+
+
+def _report(args: argparse.Namespace, outcome: Outcome, run: Run, out: Path, ckpt: str | None) -> int:
     s = outcome.summary
     if not args.quiet and outcome.stop not in ("interrupted", "fatal"):
         print(s.render(), file=sys.stderr)
-        if parse is not None and parse.errors:
-            _say(args, f"{parse.errors} answers could not be parsed: see the parse_error column")
     where = f"saved in the checkpoint {ckpt}" if ckpt else "LOST (no checkpoint)"
     done = run.progress.done if run.progress is not None else 0
     if outcome.stop == "fatal":

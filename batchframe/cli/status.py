@@ -1,7 +1,7 @@
 """``batchframe status CHECKPOINT``: rows done / failed / pending, tokens and cost (text, or ``--json``).
 
 Reads without the lock (works while a run writes). "pending" is known when the checkpoint records its
-input's row count (runs of the CLI do): input rows without a stored answer (rows with no prompt are
+input's row count (every run records it, from Python or the CLI): input rows without a stored answer (rows with no prompt are
 never sent, so they count here too).
 """
 
@@ -22,7 +22,7 @@ def status(path: str) -> dict:
     inp = meta.get("input") if isinstance(meta.get("input"), dict) else {}
     rows = inp.get("rows")
     out["pending"] = max(rows - out["rows"], 0) if isinstance(rows, int) else None
-    out["input"] = {k: inp.get(k) for k in ("path", "format", "rows")} if inp else None
+    out["input"] = {k: inp.get(k) for k in ("kind", "path", "format", "rows")} if inp else None
     out["model"], out["base_url"] = meta.get("model"), meta.get("base_url")
     out["outputs"] = meta.get("outputs") or []
     out["library_version"] = stored.get("library_version")
@@ -34,8 +34,10 @@ def render(path: str, s: dict) -> str:
     lines = [f"checkpoint {path}: {s['rows']} rows stored, {s['ok']} ok, {s['failed']} failed"
              + (f"; {s['pending']} input rows pending (not answered yet, or with no prompt to send)"
                if s["pending"] is not None else "")]
-    if s["input"]:
+    if s["input"] and s["input"].get("path"):
         lines.append(f"  input: {s['input']['path']} ({s['input']['rows']} rows, {s['input']['format']})")
+    elif s["input"]:
+        lines.append(f"  input: a {s['input'].get('kind') or 'data'} frame of {s['input']['rows']} rows")
     if s["model"]:
         lines.append(f"  model: {s['model']} at {s['base_url']}")
     if s["by_error_code"]:

@@ -25,7 +25,7 @@ under its share, so all of them together stay under the account's limits.
 from __future__ import annotations
 
 import contextlib
-import inspect
+import dataclasses
 import logging
 import threading
 import uuid
@@ -36,9 +36,9 @@ import dask.dataframe as dd
 import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor
 
-from .. import api as _api
+from ..api import run_frame
+from ..pipeline.options import RunOptions, resolve
 from .worker import PartitionJob, Secret, run_partition
-from ..pipeline.options import resolve_options
 from ..records import RESULT_COLUMNS
 from ..exceptions import ConfigError
 
@@ -53,7 +53,6 @@ _REFUSED = {
     "deadline_s": "deadline_s counts from a run's start; on Dask every partition is a run of its own. "
                   "Run the frame in slices, or cancel the computation (its checkpoint keeps what finished).",
 }
-_PLACEHOLDER_SIM_URL = "http://127.0.0.1:1/v1"  # validation only: with simulate=, each partition starts its own
 
 
 def complete(ddf: dd.DataFrame, prompt_col: str | None = None, *,
@@ -77,24 +76,19 @@ def complete(ddf: dd.DataFrame, prompt_col: str | None = None, *,
             raise ConfigError(f"{name}= is not supported on Dask: {why}")
     kwargs["progress"] = False
     meta = ddf._meta
-    bound = inspect.signature(_api.complete).bind(meta, prompt_col, **kwargs)
-    bound.apply_defaults()
-    args = dict(bound.arguments)
-    params = args.pop("params")
-    args.pop("df")
-    opts = _resolve(args, params)
+    opts = _resolve(prompt_col, kwargs)
 
     npartitions = ddf.npartitions
     slots = min(_slots(concurrent_partitions), max(1, npartitions), opts.max_pending)
     pending_share = opts.max_pending // slots
     qps_share = opts.qps / slots if opts.qps is not None else None
-    call = {**args, **params, "max_pending": pending_share, "qps": qps_share,
+    call = {**kwargs, "prompt_col": prompt_col, "max_pending": pending_share, "qps": qps_share,
             "max_workers": min(opts.max_workers, pending_share), "checkpoint": None}
     call.pop("api_key", None)
-    if not args.get("simulate"):
+    if not kwargs.get("simulate"):
         call["base_url"] = opts.spec.base_url  # resolved here: the workers' environment may differ
-    out_meta = _output_meta(meta, call, opts)
-    root = args.get("checkpoint")
+    out_meta = _output_meta(meta, opts)
+    root = kwargs.get("checkpoint")
     root_meta = {}
     if root is not None:
         from .. import __version__
@@ -112,48 +106,35 @@ def complete(ddf: dd.DataFrame, prompt_col: str | None = None, *,
     return ddf.map_partitions(run_partition, job, meta=out_meta)
 
 
-def _resolve(args: dict, params: dict) -> Any:
-    """The run's options, resolved on the client as each partition will resolve them."""
-    from ..rows.structured import prepare
-
-    params, structured = prepare(params, args.get("parse"))
-    if structured is not None and structured.parse and structured.fields is None:
+def _resolve(prompt_col: str | None, kwargs: dict) -> RunOptions:
+    """The run's options, resolved on the client as each partition will resolve them (the same
+    resolver as complete(): a typo, a missing key or a bad value fails here, not on a worker)."""
+    if kwargs.get("local"):
+        raise ConfigError("local= is not supported on Dask: it would start a model server per partition. "
+                          "Start one server the workers can reach (llama.cpp, vLLM, Ollama) and pass base_url=")
+    opts = resolve(prompt_col, **kwargs)
+    if opts.structured is not None and opts.structured.parse and opts.structured.fields is None:
         raise ConfigError("parse=True with response_format={'type': 'json_object'} makes one column per "
                           "key the answers happen to use, which Dask must know before it sees the data: "
                           "give a json_schema with properties, or a pydantic model class")
-    if args.get("local"):
-        raise ConfigError("local= is not supported on Dask: it would start a model server per partition. "
-                          "Start one server the workers can reach (llama.cpp, vLLM, Ollama) and pass base_url=")
-    if args.get("simulate") and args.get("base_url"):
-        raise ConfigError("give at most one of base_url=, simulate= and local=")
-    if args.get("model") is None:
-        raise ConfigError("model= is required, e.g. model='qwen-plus'")
-    wanted = inspect.signature(resolve_options).parameters
-    resolved = {k: v for k, v in args.items() if k in wanted and k not in ("sim_base_url", "endpoint")}
-    resolved["simulate"] = simulate = bool(args.get("simulate"))
-    # with simulate=, each partition starts its own simulator: a placeholder URL stands for it here
-    return resolve_options(**resolved, params=params, sim_base_url=_PLACEHOLDER_SIM_URL if simulate else None)
+    return opts
 
 
-def _output_meta(meta: pd.DataFrame, call: dict, opts: Any) -> pd.DataFrame:
+def _output_meta(meta: pd.DataFrame, opts: RunOptions) -> pd.DataFrame:
     """The result of the pandas path on the empty meta frame: the input's columns plus the result
     columns (and any parsed ones) with exactly the dtypes a partition will have. Checks the frame
     on the way (missing columns, clashes with the result columns, a bad template). An empty frame
-    sends nothing and opens no connection."""
-    col = call.get("prompt_col")
+    starts nothing, sends nothing and opens no connection."""
+    col = opts.rows.prompt_col
     if col is not None and col in meta.columns:
         dtype = meta[col].dtype
         if not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
                 or isinstance(dtype, pd.CategoricalDtype)):
             raise ConfigError(f"prompt_col {col!r} holds non-text values (dtype {dtype}); convert it with "
                               f"ddf[{col!r}].astype('string') or use template=")
-    probe = dict(call)
-    probe["api_key"] = opts.api_key
-    if probe.get("simulate"):  # no simulator for an empty frame
-        probe.update(simulate=False, base_url=_PLACEHOLDER_SIM_URL, api_key=None)
     with _quiet():  # the notes are for the real runs, logged by each partition
-        out = _api.complete(meta.iloc[:0], **probe)
-    expected = [f"{call['prefix']}{c}{call['suffix']}" for c in RESULT_COLUMNS]
+        out = run_frame(meta.iloc[:0], dataclasses.replace(opts, checkpoint=None, progress=False))
+    expected = [opts.names[c] for c in RESULT_COLUMNS]
     missing = [c for c in expected if c not in out.columns]
     if missing:  # the pandas path changed shape: better to fail here than on the workers
         raise RuntimeError(f"batchframe.dask: the result of an empty run lacks {missing}")

@@ -57,8 +57,8 @@ class PartitionJob:
 
 def run_partition(part: pd.DataFrame, job: PartitionJob, partition_info: Mapping | None = None) -> pd.DataFrame:
     """The map_partitions function: one partition through batchframe.complete."""
-    from .. import api as _api
-    from ..pipeline import run as _run
+    from ..api import run_frame
+    from ..pipeline.options import resolve
 
     if partition_info is None and job.root is not None:  # every partition would share part-0
         raise RuntimeError("batchframe.dask: Dask passed no partition_info; cannot name the checkpoint")
@@ -73,19 +73,17 @@ def run_partition(part: pd.DataFrame, job: PartitionJob, partition_info: Mapping
         kwargs = dict(job.kwargs)
         if job.api_key.value:
             kwargs["api_key"] = job.api_key.value
-        token = _run.ENGINE_HOOK.set(watch.attach)
         try:
             with _checkpoint(job, index) as ckpt:
                 if ckpt is not None:
                     kwargs["checkpoint"] = ckpt
-                out = _api.complete(part, **kwargs)
+                out = run_frame(part, resolve(**kwargs), on_engine=watch.attach)
         except RunFatalError as exc:
             exc.partial = None  # its rows are in the partition's checkpoint; keep the exception small
             exc.partition = index
             exc.args = (f"partition {index}: {exc.args[0] if exc.args else exc}",) + tuple(exc.args[1:])
             raise
         finally:
-            _run.ENGINE_HOOK.reset(token)
             watch.close()
     out.attrs = {}  # the per-partition summary does not survive concatenation: drop it
     return out
@@ -164,7 +162,7 @@ class _Watch:
         return ts is None or ts.state in ("cancelled", "released", "forgotten")
 
     def attach(self, engine: Any) -> None:
-        """ENGINE_HOOK: called by the run with its engine; starts watching."""
+        """Called by the run with its engine (``on_engine``); starts watching."""
         with self._lock:
             self._engine = engine
         if self.worker is None or self._key is None:

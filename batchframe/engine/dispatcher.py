@@ -150,8 +150,8 @@ class Engine:
             self._wait_all = wait
             self._stop.set()
             withdraw = getattr(self._transport, "withdraw", None)
-            if withdraw is not None:  # calls handed over but not started yet are not sent
-                withdraw()
+            if withdraw is not None and not wait:  # calls handed over but not started yet are not sent
+                withdraw()  # (a budget stop lets them go: each was admitted within the budget)
 
     @property
     def stopped(self) -> bool:

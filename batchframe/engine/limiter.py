@@ -88,11 +88,6 @@ class AdaptiveConcurrency:
         return self._min
 
     @property
-    def slow_start(self) -> bool:
-        """True until the first throttle."""
-        return self._slow_start
-
-    @property
     def throttled(self) -> int:
         """How many cuts happened (throttles merged by the cooldown count once)."""
         return self._cuts

@@ -28,7 +28,6 @@ from typing import Callable, Mapping
 
 from .taxonomy import Action, Verdict
 
-TIMEOUT_CODE = "timeout"  # the Verdict.code of a client timeout (see _taxonomy)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

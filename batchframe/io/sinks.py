@@ -54,6 +54,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class FileSink:
+    """A run's sink for a file: each batch's input columns (its Arrow table, so Parquet keeps their
+    exact types) and result columns, appended in input order; parsed columns added per batch when the
+    schema fixes them (a schema-less parse writes a first pass, see ``pipeline.parsed``). A stopped
+    run writes nothing more: the output is committed only when every row is in."""
+
+    partial = False
+
+    def __init__(self, writer: "TableWriter", parse: object = None) -> None:
+        self.writer = writer
+        self.parse = parse
+
+    def write(self, rows, columns: pd.DataFrame) -> None:
+        out = pd.concat([rows.frame, columns], axis=1)
+        if self.parse is not None:
+            if self.parse.two_pass:
+                self.parse.observe(out)
+            else:
+                out = self.parse.add(out)
+        self.writer.write(rows.payload, out)
+
+
 class TableWriter:
     def __init__(self, path: Path, fmt: str, *, fsync: bool = False) -> None:
         self.path = Path(path)

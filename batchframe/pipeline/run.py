@@ -1,79 +1,306 @@
-"""One run: frame → requests → checkpoint filter → engine → checkpoint writer → result frame.
+"""The one run, behind every front door: source → rows → checkpoint reuse → executor → checkpoint
+writer → columns → sink (see docs/architecture.md).
 
-``run_frame`` is what ``complete()``, the accessor and the CLI all end in.
+``Run(opts, source, sink).run()`` reads the source batch by batch (an in-memory frame is one batch;
+files and Polars frames come in batches), turns each into requests (``rows.prepare``), lets the
+checkpoint answer what it can (``checkpoint.reuse``), and feeds one lazy stream of requests to one
+executor run, so concurrency never drains at a batch boundary. The next batch is read only when the
+executor asks for work and the window has room (at most ``window_rows`` rows read and not yet
+written); when it is full the stream yields ``HOLD``. Each result is redacted, written to the
+checkpoint, then handed to its rows; the oldest batch with every answer goes to the sink, so output
+is in input order.
+
+How a run ends (``Outcome.stop``): ``None`` all done; ``"budget"`` / ``"deadline"``: dispatch
+stopped, the calls in flight collected, the rest of the input read and written with status
+``pending`` (rows the checkpoint holds still get their answers); ``"interrupted"`` (Ctrl-C, SIGTERM)
+and ``"fatal"`` (bad key, ...): within seconds; a sink that keeps partial results (a frame) gets the
+open rows as pending, a file sink gets nothing more (its output is not written) — every finished
+answer is in the checkpoint either way, and the same call resumes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import dataclasses
 import gc
 import logging
-import sys
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections import Counter
+from typing import Any, Callable, Iterator, Mapping
 
-import numpy as np
-import pandas as pd
-
-from ..engine import wire as _client
-from ..engine.transport import AsyncCall, AsyncTransport
-from ..engine.fdlimit import ensure_open_files
-from ..engine.dispatcher import Engine, EngineConfig, EngineStats
-from ..rows.messages import OneTurn, check_frame, result_columns, row_messages, row_texts
-from .signals import StopSignals, interactive
-from ..rows.keys import key_of
-from .options import RunOptions
-from .pricing import CURRENCY, resolve_prices
-from ..records import OK, Request, Result
+from ..engine.dispatcher import HOLD, EngineStats
+from ..exceptions import ConfigError, RunFatalError
+from ..records import OK, PENDING, Request, Result, RowBatch
+from ..rows.prepare import Prepared, prepare
+from ..rows.structured import before_run
+from .budget import Budget
+from .columns import result_columns
+from .endpoints import serve
+from .executor import open_engine
+from .options import SIMULATED, RunOptions
+from .pricing import CURRENCY
+from .progress import Progress
+from .redact import Redactor
+from .signals import StopSignals
 from .summary import Summary
-from ..exceptions import ConfigError, RunFatalError, RunInterrupted
+from .window import Batch, Window
 
 log = logging.getLogger("batchframe")
 
-# Set by batchframe.dask around one partition's run: called with the run's Engine once it exists, so
-# the Dask job can stop it (engine.stop is thread-safe) when the job is cancelled.
-ENGINE_HOOK: contextvars.ContextVar[Any] = contextvars.ContextVar("batchframe_engine_hook", default=None)
+
+@dataclasses.dataclass
+class Outcome:
+    summary: Summary
+    stop: str | None = None           # None, "budget", "deadline", "interrupted", "fatal"
+    error: RunFatalError | None = None
+    complete: bool = False            # every row of the source reached the sink
 
 
-def _keys(index: pd.Index) -> list[str]:
-    """Row keys (see _keys.key_of), with fast paths for int and str indexes."""
-    if pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.MultiIndex):
-        return [f"i:{x}" for x in index.tolist()]
-    labels = index.tolist()
-    if all(type(x) is str for x in labels):
-        return [f"s:{x}" for x in labels]
-    return [key_of(label) for label in labels]
+class Run:
+    """One run. ``source``: ``batches()`` of ``RowBatch``, ``rows``, ``columns``, ``batch_rows``,
+    ``empty()``, ``fingerprint()``. ``sink``: ``write(rows, columns)`` in input order, and ``partial``
+    (keep a stopped run's open rows, as pending). ``on_engine(executor)`` sees the executor once it
+    exists (Dask stops it when its job is cancelled)."""
 
+    def __init__(self, opts: RunOptions, source: Any, sink: Any, *, window_rows: int | None = None,
+                 store_options: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
+                 on_engine: Callable[[Any], None] | None = None) -> None:
+        self.opts, self.source, self.sink = opts, source, sink
+        concurrency = min(opts.max_workers, opts.max_pending)
+        self.window_rows = window_rows or max(4 * source.batch_rows, 2 * concurrency)
+        self.store_options = dict(store_options or {})
+        self.meta = dict(meta or {})
+        self.on_engine = on_engine
+        self.redact = Redactor([opts.api_key])
+        self.summary = Summary(rows=source.rows, unique_requests=0,
+                               currency=CURRENCY if opts.prices else None)
+        self.counts: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.total_cost = 0.0
+        self.written = 0
+        self.store = self.reuse = self.window = self.progress = self.budget = None
+        self._batches: Iterator[RowBatch] = iter(())
+        self._exhausted = False
 
-def run_frame(df: pd.DataFrame, opts: RunOptions, *, prompt_col: str | None, template: str | None,
-              messages_col: str | None, system: str | None, names: Mapping[str, str],
-              image_col: str | None = None) -> pd.DataFrame:
-    check_frame(df)
-    started = time.monotonic()
-    with _no_gc():
-        return _prepare_and_run(df, opts, started, prompt_col=prompt_col, template=template,
-                                messages_col=messages_col, system=system, names=names,
-                                image_col=image_col)
+    # ---- the run -----------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        started = time.monotonic()
+        self._batches = iter(self.source.batches())
+        first = self._read()  # bad input in the first batch fails here, before anything is started
+        self._check(first[0].frame if first else self.source.empty().frame)
+        if first is None:  # an empty input: checked all the same, its result columns, nothing started
+            empty = self.source.empty()
+            prepare(empty.frame, empty.keys, self.opts.rows, self.opts.spec)
+            self._write(Batch(empty, {}))
+            self._finish_summary(started)
+            return Outcome(self.summary, complete=True)
+        for note in self.opts.notes:
+            log.warning("%s", note)
+        if self.opts.prices is None and not self.opts.prices_given:
+            log.warning("batchframe: no price known for model %r at %s: cost is NA (pass prices={'input': "
+                        "..., 'output': ...})", self.opts.spec.model, self.opts.spec.endpoint or self.opts.spec.base_url)
+        with serve(self.opts) as opts:
+            self.opts = opts
+            clean = False
+            try:
+                self._open_store()
+                outcome = self._loop(first, started)
+                clean = outcome.stop not in ("interrupted", "fatal")
+            finally:  # after Ctrl-C or a crash: save, don't spend seconds merging; a run that failed
+                if self.store is not None:  # before storing anything leaves no checkpoint behind
+                    self.store.close(compact=clean and self.store_options.get("compact", True),
+                                     discard_unused=not clean)
+        return outcome
 
+    def _check(self, frame: Any) -> None:
+        """Checks that need the data, made on the first batch before anything is started."""
+        opts = self.opts
+        names = dict(opts.names)
+        if opts.simulate is None:
+            names.pop(SIMULATED, None)
+        clash = [c for c in names.values() if c in self.source.columns]
+        if clash:
+            raise ConfigError(f"result column(s) {clash} already exist in the input; pass prefix= or suffix=")
+        before_run(frame, opts.structured, names, dashscope=opts.dashscope or opts.simulate is not None,
+                   **opts.rows.kwargs())
 
-def request_ids(index: pd.Index, messages: Sequence, opts: RunOptions) -> tuple[list[str], list[str | None]]:
-    """Per row: its key, and the hash of the request it sends (None: no request)."""
-    keys = _keys(index)
-    if isinstance(messages, OneTurn):  # text rows: hashed without building their messages
-        rids = opts.spec.text_rids(messages.texts, messages.system)
-    else:
-        hasher = opts.spec.hasher()
-        rids = [hasher(m) if m is not None else None for m in messages]
-    if not opts.dedupe:  # identical requests stay distinct: the row key joins the hash
-        rids = [f"{r}.{k}" if r is not None else None for r, k in zip(rids, keys)]
-    return keys, rids
+    def _open_store(self) -> None:
+        opts = self.opts
+        if opts.checkpoint is None:
+            return
+        from ..checkpoint.reuse import Reuse
+        from ..checkpoint.store import CheckpointStore
+
+        store_args = {k: v for k, v in self.store_options.items() if k != "compact"}
+        meta = {**opts.meta(), "input": self.source.fingerprint(), **self.meta}
+        self.store = CheckpointStore(opts.checkpoint, fsync=opts.fsync, meta=meta, **store_args).open()
+        self.reuse = Reuse(self.store.path, opts.retry_failed, whole=self.source.batch_rows >= self.source.rows,
+                           on_corrupt=self.store.quarantine)
+
+    def _loop(self, first: tuple | None, started: float) -> Outcome:
+        opts, summary = self.opts, self.summary
+        self.window = Window(store=self.store, reuse=self.reuse, dedupe=opts.dedupe,
+                             remember=max(self.source.batch_rows, 10_000))
+        self.progress = Progress(total=self.source.rows, initial=0, enabled=opts.progress,
+                                 currency=summary.currency)
+        if opts.max_cost is not None:
+            self.budget = Budget(opts.max_cost, opts.prices, opts.spec.params, opts.spec.model)
+        self._open(first)
+        while not self.window.queue and not self._exhausted and self.window.open_rows < self.window_rows:
+            self._open(self._read())  # look ahead for something to send (a resumed run may have nothing)
+        if not self.window.queue and not self.window.inflight and self._exhausted:
+            self.progress.close()  # every row answered already: no wire, no loop, nothing started
+            summary.finish_engine(EngineStats(), None)
+            return self._finish(Outcome(summary), started)
+        engine, transport = open_engine(opts)
+        try:
+            if self.on_engine is not None:
+                self.on_engine(engine)
+            return self._finish(self._send(engine, started), started)
+        finally:
+            transport.close()  # idempotent: also when the loop never started
+
+    def _send(self, engine: Any, started: float) -> Outcome:
+        opts, summary = self.opts, self.summary
+
+        def tick(stats: EngineStats) -> None:
+            self.progress.tick(stats.limit, stats.in_flight)
+
+        signals = StopSignals(lambda name: engine.stop("interrupted"))
+        fatal: RunFatalError | None = None
+        deadline = started + opts.deadline_s if opts.deadline_s else None
+        results = engine.run(self._requests(engine), admit=self.budget.admit if self.budget else None,
+                             on_tick=tick, deadline=deadline)
+        try:
+            with signals:
+                for res in results:
+                    self._on_result(res)
+        except RunFatalError as exc:
+            fatal = self.redact.error(exc)
+            log.error("%s", fatal)
+        finally:
+            results.close()  # whatever ended the loop, the executor sends nothing more
+            self.progress.close()
+        summary.finish_engine(engine.stats, signals.received)
+        stop = "fatal" if fatal is not None else summary.stop_reason
+        return Outcome(summary, stop=stop, error=fatal)
+
+    def _finish(self, outcome: Outcome, started: float) -> Outcome:
+        """Every row to the sink (a stopped run: what a file sink must not get is not written)."""
+        if outcome.stop not in ("interrupted", "fatal") or self.sink.partial:
+            for b in self.window.drain():
+                self._write(b)
+            while not self._exhausted:  # the rest of the input: pending, or answered by the checkpoint
+                self._open(self._read())
+                for b in self.window.drain():
+                    self._write(b)
+            if self.written == 0:  # an empty input still gets its result columns / header
+                self._write(Batch(self.source.empty(), {}))
+            outcome.complete = True
+        self._finish_summary(started)
+        return outcome
+
+    # ---- batches in ----------------------------------------------------------------------------
+    def _read(self) -> tuple[RowBatch, Prepared] | None:
+        rows = next(self._batches, None)
+        if rows is None:
+            self._exhausted = True
+            return None
+        with _no_gc():
+            return rows, prepare(rows.frame, rows.keys, self.opts.rows, self.opts.spec, dedupe=self.opts.dedupe)
+
+    def _open(self, item: tuple[RowBatch, Prepared] | None) -> None:
+        if item is None:
+            return
+        rows, prepared = item
+        b = Batch(rows, prepared.errors)
+        with _no_gc():
+            if self.reuse is not None:
+                b.reused = self.reuse.lookup(rows.keys, prepared.rids)
+            if b.reused is not None:
+                self.summary.reused += b.reused.count
+                # requests answered by the checkpoint (counted per batch: one repeated across batches
+                # counts again; the requests this run sends are counted exactly)
+                self.summary.unique_requests += len({prepared.rids[p] for p in b.reused.use.nonzero()[0].tolist()})
+            self.summary.empty += len(prepared.errors)
+            settled = (b.reused.count if b.reused is not None else 0) + len(prepared.errors)
+            if settled:
+                self.progress.settle(settled)
+            before = self.window.new_requests
+            self.window.register(b, prepared, self._copy)
+            self.summary.unique_requests += self.window.new_requests - before
+        for ready in self.window.ready():
+            self._write(ready)
+
+    def _copy(self, b: Batch, pos: int, res: Result, cost: float | None) -> None:
+        """A row whose request this run already answered: the same answer, billed once (cost 0)."""
+        b.fresh[pos] = res
+        b.costs[pos] = 0.0 if cost is not None else None
+        if self.store is not None:
+            self.store.write([b.rows.keys[pos]], res, b.costs[pos])
+        self.progress.add(1, failed=res.status != OK, prompt=None, completion=None, reasoning=None, cost=None)
+
+    def _requests(self, engine: Any) -> Iterator[Request | None]:
+        body, window = self.opts.spec.body, self.window
+        while not engine.stopped:
+            if window.queue:
+                rid, messages = window.queue.popleft()
+                yield Request(rid, body(messages))
+            elif self._exhausted:
+                return
+            elif window.open_rows >= self.window_rows:
+                yield HOLD
+            else:
+                self._open(self._read())
+
+    # ---- results in, batches out -----------------------------------------------------------------
+    def _on_result(self, res: Result) -> None:
+        res = self.redact.result(res)
+        prices = self.opts.prices
+        cost = ((prices.cost(res.prompt_tokens, res.completion_tokens) if prices else None)
+                if res.status == OK else (0.0 if prices else None))
+        if self.budget is not None:
+            self.budget.settle(res.rid, cost)
+        entries = self.window.inflight.get(res.rid) or []
+        if self.store is not None and entries:  # durable before it counts; the cost column sums to
+            keys = [b.rows.keys[p] for b, p in entries]  # what was spent: copies cost nothing
+            self.store.write(keys[:1], res, cost)
+            if len(keys) > 1:
+                self.store.write(keys[1:], res, 0.0 if cost is not None else None)
+        self.window.answer(res, cost)
+        self.summary.add(res, len(entries), cost)
+        self.progress.add(len(entries), failed=res.status != OK, prompt=res.prompt_tokens,
+                          completion=res.completion_tokens, reasoning=res.reasoning_tokens, cost=cost)
+        for b in self.window.ready():
+            self._write(b)
+
+    def _write(self, b: Batch) -> None:
+        names = self.opts.names
+        reused = b.reused
+        cols = result_columns(b.rows.frame.index, b.fresh, b.errors, b.costs, names,
+                              stored=reused.stored if reused is not None else None,
+                              reused=reused.use if reused is not None else None,
+                              simulated=self.opts.simulate is not None)
+        status = cols[names["status"]]
+        self.counts.update(status.value_counts().to_dict())
+        self.errors.update(cols[names["error_code"]].dropna().value_counts().to_dict())
+        self.total_cost += float(cols[names["cost"]].sum())
+        self.written += b.n
+        self.sink.write(b.rows, cols)
+
+    def _finish_summary(self, started: float) -> None:
+        s = self.summary
+        s.ok, s.pending = int(self.counts.get(OK, 0)), int(self.counts.get(PENDING, 0))
+        s.failed = sum(self.counts.values()) - s.ok - s.pending
+        s.total_cost = self.total_cost if s.currency else None
+        s.errors = Counter({str(k): int(v) for k, v in self.errors.items()})
+        s.wall_s = time.monotonic() - started
 
 
 @contextlib.contextmanager
-def _no_gc():
-    """Building a million small dicts and lists triggers the cyclic collector over and over (3-4x
-    the work, measured); none of them form cycles. Collection is back on while calls are in flight."""
+def _no_gc() -> Iterator[None]:
+    """Building a million small dicts and lists triggers the cyclic collector over and over (3-4x the
+    work, measured); none of them form cycles. Collection is on again while calls are in flight."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -81,171 +308,3 @@ def _no_gc():
     finally:
         if was:
             gc.enable()
-
-
-@contextlib.contextmanager
-def _gc_back_on():
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        yield
-    finally:
-        if not was:
-            gc.disable()
-
-
-def _prepare_and_run(df, opts, started, *, prompt_col, template, messages_col, system, names, image_col):
-    if messages_col is None and image_col is None:
-        messages, row_errors = row_texts(df, prompt_col=prompt_col, template=template, system=system)
-    else:
-        messages, row_errors = row_messages(df, prompt_col=prompt_col, template=template,
-                                            messages_col=messages_col, system=system, image_col=image_col)
-    clash = [c for c in names.values() if c in df.columns]
-    if clash:
-        raise ConfigError(f"result column(s) {clash} already exist in the frame; pass prefix= or suffix=")
-    keys, rids = request_ids(df.index, messages, opts)
-    for note in opts.notes:
-        log.warning("%s", note)
-
-    store = reuse = None
-    if opts.checkpoint is not None:
-        from ..checkpoint.store import CheckpointStore
-
-        store = CheckpointStore(opts.checkpoint, fsync=opts.fsync, meta=_meta(opts)).open()
-    clean = False
-    try:
-        if store is not None:
-            from ..checkpoint.reuse import Reuse
-
-            reuse = Reuse(store.path, keys, rids, opts.retry_failed)
-        out = _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started)
-        clean = True
-        return out
-    finally:
-        if store is not None:
-            store.close(compact=clean)  # after Ctrl-C or a crash: save, don't spend seconds merging
-
-
-def open_engine(opts: RunOptions) -> tuple[Engine, AsyncTransport]:
-    """The engine for a run and the transport carrying its calls (close the transport when done,
-    also if the engine never ran)."""
-    config = EngineConfig(max_workers=opts.max_workers, max_pending=opts.max_pending, qps=opts.qps,
-                          retry=opts.retry)
-    ensure_open_files(config.concurrency)
-    wire_timeout = opts.timeout + (_client.READ_MARGIN_S if opts.dashscope else 0.0)
-
-    def caller() -> AsyncCall:
-        return _client.AsyncCaller(base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
-                                   max_connections=config.concurrency)
-
-    transport = AsyncTransport(caller)
-    try:
-        engine = Engine(transport, config)
-        if ENGINE_HOOK.get() is not None:
-            ENGINE_HOOK.get()(engine)
-    except BaseException:
-        transport.close()
-        raise
-    return engine, transport
-
-
-def _meta(opts: RunOptions) -> dict:
-    return {"model": opts.spec.model, "base_url": opts.spec.endpoint or opts.spec.base_url,
-            "params": dict(opts.spec.params), "prices": dict(opts.prices) if opts.prices else None}
-
-
-def _execute(df, opts, keys, rids, messages, row_errors, store, reuse, names, started) -> pd.DataFrame:
-    n = len(keys)
-    by_rid: dict[str, list[int]] = {}
-    for pos in (np.flatnonzero(~reuse.use).tolist() if reuse is not None else range(n)):
-        rid = rids[pos]
-        if rid is not None:
-            by_rid.setdefault(rid, []).append(pos)
-    prices = resolve_prices(opts.spec.model, opts.prices, use_table=opts.dashscope or opts.simulate)
-    if prices is None and opts.prices is None:
-        log.warning("batchframe: no price known for model %r at %s: cost is NA (pass prices={'input': .., 'output': ..})",
-                 opts.spec.model, opts.spec.base_url)
-    fresh: list[Result | None] = [None] * n
-    costs: list[float | None] = [None] * n
-    unique = set(rids)
-    unique.discard(None)
-    summary = Summary(rows=n, unique_requests=len(unique),
-                      reused=reuse.count if reuse else 0, empty=len(row_errors),
-                      currency=CURRENCY if prices else None)
-
-    if by_rid:
-        engine, transport = open_engine(opts)
-        from .progress import Progress
-
-        progress = Progress(total=n, initial=summary.reused + summary.empty, enabled=opts.progress,
-                            currency=summary.currency)
-        deadline = started + opts.deadline_s if opts.deadline_s else None
-
-        def admit(request: Request) -> bool:
-            if opts.max_cost is not None and prices is not None:
-                ok = engine.stats.ok
-                per_request = summary.cost / ok if ok else 0.0
-                if summary.cost + (engine.stats.in_flight + 1) * per_request > opts.max_cost:
-                    return False
-            return True
-
-        def tick(stats: EngineStats) -> None:
-            progress.tick(stats.limit, stats.in_flight)
-
-        requests = (Request(rid, opts.spec.body(messages[pos[0]])) for rid, pos in by_rid.items())
-        signals = StopSignals(lambda name: engine.stop("interrupted"))
-        fatal: RunFatalError | None = None
-        results = engine.run(requests, admit=admit, on_tick=tick, deadline=deadline)
-        try:
-            with signals, _gc_back_on():
-                for res in results:
-                    positions = by_rid[res.rid]
-                    cost = (prices.cost(res.prompt_tokens, res.completion_tokens) if prices else None) \
-                        if res.status == OK else (0.0 if prices else None)
-                    if store is not None:
-                        store.write([keys[p] for p in positions], res, cost)
-                    for p in positions:
-                        fresh[p] = res
-                        costs[p] = 0.0 if cost is not None else None
-                    costs[positions[0]] = cost  # billed once: copies of an identical request cost nothing
-                    summary.add(res, len(positions), cost)
-                    progress.add(len(positions), failed=res.status != OK, prompt=res.prompt_tokens,
-                                 completion=res.completion_tokens, reasoning=res.reasoning_tokens, cost=cost)
-        except RunFatalError as exc:
-            fatal = exc
-            log.error("%s", exc)
-        finally:
-            results.close()  # whatever ended the loop, the engine sends nothing more
-            progress.close()
-            transport.close()  # idempotent: also when the loop above never started
-        summary.finish_engine(engine.stats, signals.received)
-    else:
-        fatal = None
-
-    out = df.copy(deep=False)
-    if reuse is not None and reuse.count:
-        cols = result_columns(df.index, fresh, row_errors, costs, names,
-                              stored=reuse.stored, reused=reuse.mask)
-    else:
-        cols = result_columns(df.index, fresh, row_errors, costs, names)
-    for name in cols.columns:
-        out[name] = cols[name]
-    summary.finish(out[names["status"]], out[names["cost"]], out[names["error_code"]],
-                   time.monotonic() - started)
-    out.attrs["batchframe"] = summary.as_dict()
-    if opts.progress:
-        print(summary.render(), file=sys.stderr)
-    elif summary.length_empty:
-        log.warning("batchframe: %d rows stopped at max_tokens with an empty answer (finish_reason="
-                    "'length'): raise max_tokens or turn thinking off", summary.length_empty)
-    if fatal is not None:
-        fatal.partial = out
-        raise fatal
-    if summary.stop_reason == "interrupted":
-        where = f" (checkpoint {opts.checkpoint!r})" if opts.checkpoint else " (no checkpoint: pass checkpoint= to keep them)"
-        msg = (f"interrupted: {summary.ok + summary.failed} rows finished, {summary.pending} pending"
-               f"{where}. Rerun the same call to resume.")
-        if opts.on_interrupt == "raise" or (opts.on_interrupt == "auto" and not interactive()):
-            raise RunInterrupted(msg, partial=out)
-        log.warning("%s", msg)
-    return out

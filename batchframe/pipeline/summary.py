@@ -31,6 +31,9 @@ class Summary:
     total_cost: float | None = None  # every row's cost, including rows from the checkpoint
     currency: str | None = None
     length_empty: int = 0      # finish_reason "length" with empty content: the silent-wrong-answer trap
+    empty_answers: int = 0     # other answers with no content (e.g. content null with "stop")
+    bad_usage: int = 0         # answers whose token counts were malformed (kept, counted as unknown)
+    parse_errors: int = 0      # JSON answers that did not parse (set by the sink that parses)
     errors: Counter = dataclasses.field(default_factory=Counter)
     stop_reason: str | None = None
     wall_s: float = 0.0
@@ -41,8 +44,13 @@ class Summary:
             self.completion_tokens += res.completion_tokens or 0
             self.reasoning_tokens += res.reasoning_tokens or 0
             self.cost += cost or 0.0
-            if res.finish_reason == "length" and not (res.response or "").strip():
-                self.length_empty += rows
+            if not (res.response or "").strip():
+                if res.finish_reason == "length":
+                    self.length_empty += rows
+                else:
+                    self.empty_answers += rows
+            if getattr(res, "bad_usage", ()):
+                self.bad_usage += 1
 
     def finish_engine(self, stats: Any, signal_name: str | None) -> None:
         self.sent, self.retries, self.throttled = stats.sent, stats.retries, stats.throttled
@@ -60,6 +68,10 @@ class Summary:
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["errors"] = dict(self.errors)
+        for name in ("cost", "total_cost"):  # sums of floats: no 0.005756799999999999
+            if d[name] is not None:
+                d[name] = round(d[name], 10)
+        d["wall_s"] = round(d["wall_s"], 3)
         return d
 
     def render(self) -> str:
@@ -78,6 +90,14 @@ class Summary:
         if self.length_empty:
             lines.append(f"  WARNING: {self.length_empty} rows stopped at max_tokens with an empty answer "
                          "(finish_reason='length'): raise max_tokens or turn thinking off")
+        if self.empty_answers:
+            lines.append(f"  WARNING: {self.empty_answers} rows got an empty answer (no content, status ok): "
+                         "look at finish_reason; they are stored as answered and not re-sent")
+        if self.bad_usage:
+            lines.append(f"  WARNING: {self.bad_usage} answers had malformed token counts in their usage: "
+                         "the answers are kept, those counts (and their cost) are unknown")
+        if self.parse_errors:
+            lines.append(f"  {self.parse_errors} answers could not be parsed: see the parse_error column")
         if self.stop_reason and self.stop_reason != "fatal":
             lines.append(f"  stopped early: {self.stop_reason}")
         return "\n".join(lines)

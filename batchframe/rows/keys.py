@@ -60,3 +60,20 @@ def label_of(key: str) -> Hashable:
     if tag == "j":
         return _unplain(orjson.loads(rest))
     raise ValueError(f"not a batchframe row key: {key!r}")
+
+
+def index_keys(index: Any) -> list[str]:
+    """The key of every label of a pandas Index, with fast paths for int and str indexes."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.MultiIndex):
+        return [f"i:{x}" for x in index.tolist()]
+    labels = index.tolist()
+    if all(type(x) is str for x in labels):
+        return [f"s:{x}" for x in labels]
+    return [key_of(label) for label in labels]
+
+
+def position_keys(start: int, n: int) -> list[str]:
+    """Rows keyed by their position in the source (what a default RangeIndex gives)."""
+    return [f"i:{p}" for p in range(start, start + n)]

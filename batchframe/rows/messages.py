@@ -1,4 +1,5 @@
-"""The pandas side: a frame's rows into messages, and results back into typed columns."""
+"""A frame's rows into chat messages: a prompt column, a template, a messages column; a system
+message; images. What a row that sends nothing is told (empty prompt, unusable image)."""
 
 from __future__ import annotations
 
@@ -6,27 +7,14 @@ import string
 from collections import abc
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from .values import is_missing as _missing
-from .images import RowError, error_code, image_urls, user_content
-from ..records import FAILED, PENDING, RESULT_COLUMNS, Result
+from .images import RowError, image_urls, user_content
 from .requests import user_messages
 from ..exceptions import ConfigError
 
 EMPTY_PROMPT = "empty_prompt"
-
-
-def check_frame(df: Any) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ConfigError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    if not df.index.is_unique:
-        dup = df.index[df.index.duplicated()][:3].tolist()
-        raise ConfigError(
-            f"the index has duplicate labels (e.g. {dup}); batchframe keys rows (and checkpoints) by "
-            "index label. Fix: df = df.reset_index(drop=True), or set a unique id column as the index."
-        )
 
 
 def template_fields(template: str) -> list[str]:
@@ -197,43 +185,3 @@ def _as_messages(value: Any) -> list | None:
             raise ConfigError(f"each message needs 'role' and 'content', got {m!r:.80}")
         msgs.append({k: v for k, v in dict(m).items() if v is not None})
     return msgs
-
-
-def result_columns(index: pd.Index, per_row: Sequence[Result | None], row_errors: Mapping[int, str],
-                   costs: Sequence[float | None] | None, names: Mapping[str, str],
-                   stored: pd.DataFrame | None = None,
-                   reused: Sequence[bool] | None = None) -> pd.DataFrame:
-    """Typed result columns for every row: its stored result (``stored``, positionally aligned,
-    where ``reused``), its Result from this run, its own error, or pending."""
-    n = len(per_row)
-    todo = list(range(n)) if reused is None else np.flatnonzero(~np.asarray(reused, dtype=bool)).tolist()
-    m = len(todo)
-    cols: dict[str, list] = {name: [None] * m for name in RESULT_COLUMNS}
-    fields = [f for f in RESULT_COLUMNS if f not in ("status", "cost")]
-    status, cost = cols["status"], cols["cost"]
-    for i, pos in enumerate(todo):
-        res = per_row[pos]
-        if res is not None:
-            for f in fields:
-                cols[f][i] = getattr(res, f)
-            status[i] = res.status
-        elif pos in row_errors:
-            cols["error"][i] = str(row_errors[pos])
-            cols["error_code"][i] = error_code(row_errors[pos], EMPTY_PROMPT)
-            cols["attempts"][i] = 0
-            status[i] = FAILED
-        else:
-            status[i] = PENDING
-        if costs is not None:
-            cost[i] = costs[pos]
-    data = {}
-    for f, dtype in RESULT_COLUMNS.items():
-        values = pd.array(cols[f], dtype=dtype)
-        if stored is not None:
-            column = stored[f].array
-            if m:
-                column = column.copy()
-                column[todo] = values
-            values = column
-        data[names[f]] = values
-    return pd.DataFrame(data, index=index)

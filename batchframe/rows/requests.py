@@ -93,7 +93,8 @@ class RequestSpec:
         return rid
 
     def text_rids(self, texts: Sequence[Any], system: str | None) -> list[str | None]:
-        """Per text: ``hasher()(user_messages(system, text))`` (None for None), bit for bit, without
+        """Per text: ``hasher()(user_messages(system, text))`` (None for None, and for a text that is not
+        valid Unicode), bit for bit, without
         building the messages. The JSON of the messages is ``head + dumps(text) + tail``, both cut
         from orjson's own output around a marker, so the bytes hashed are the general path's."""
         general = self.hasher()
@@ -111,11 +112,20 @@ class RequestSpec:
         for t in texts:
             if type(t) is str:
                 h = copy()
-                h.update(dumps(t))
+                try:
+                    h.update(dumps(t))
+                except TypeError:  # not valid Unicode (a lone surrogate): no request, see rows.prepare
+                    add(None)
+                    continue
                 h.update(tail)
                 add(h.hexdigest())
-            else:  # None, or a str subclass: the general path decides what it serialises to
-                add(general(user_messages(system, t)) if t is not None else None)
+            elif t is None:
+                add(None)
+            else:  # a str subclass: the general path decides what it serialises to
+                try:
+                    add(general(user_messages(system, t)))
+                except TypeError:
+                    add(None)
         return out
 
     def body(self, messages: list) -> dict:

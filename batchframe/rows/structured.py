@@ -242,44 +242,6 @@ def _model_schema(structured: Structured) -> Mapping[str, Any]:
     return structured.schema or {}
 
 
-def add_columns(out: pd.DataFrame, structured: Structured | None, names: Mapping[str, str]) -> pd.DataFrame:
-    """``out`` with the parsed columns and ``parse_error`` appended (unchanged when not parsing)."""
-    if structured is None or not structured.parse:
-        return out
-    responses = out[names["response"]].tolist()
-    ok = (out[names["status"]] == OK).fillna(False).tolist()
-    parsed: list[dict | None] = [None] * len(out)
-    errors: list[str | None] = [None] * len(out)
-    for pos, (text, good) in enumerate(zip(responses, ok)):
-        if good:
-            parsed[pos], errors[pos] = parse_answer(text, structured)
-    fields = structured.fields
-    if fields is None:  # plain JSON mode: the keys the answers used
-        fields = list(dict.fromkeys(k for row in parsed if row for k in row))
-    props = (_model_schema(structured).get("properties") or {})
-    prefix, suffix = _affixes(names)
-    data: dict[str, Any] = {}
-    for key in fields:
-        col = f"{prefix}{key}{suffix}"
-        if col in out.columns or col in data:
-            col = f"{col}_json"
-            log.warning("parsed key %r clashes with an existing column: stored as %r", key, col)
-        values = [row.get(key) if row else None for row in parsed]
-        data[col] = _array(values, _dtype(props.get(key)))
-    data[f"{prefix}{PARSE_ERROR}{suffix}"] = pd.array(errors, dtype="string")
-    extra = pd.DataFrame(data, index=out.index)
-    result = pd.concat([out, extra], axis=1)
-    result.attrs = out.attrs
-    bad = sum(e is not None for e in errors)
-    summary = result.attrs.get("batchframe")
-    if isinstance(summary, dict):
-        summary["parse_errors"] = bad
-    if bad:
-        log.warning("%d of %d answers could not be parsed: see the %r column (their status stays "
-                    "'ok': the calls succeeded and were billed)", bad, sum(ok), PARSE_ERROR)
-    return result
-
-
 def _affixes(names: Mapping[str, str]) -> tuple[str, str]:
     """The prefix and suffix the caller gave, read back from two result column names."""
     import os.path
@@ -288,24 +250,3 @@ def _affixes(names: Mapping[str, str]) -> tuple[str, str]:
     prefix = os.path.commonprefix([a, b])
     suffix = os.path.commonprefix([a[::-1], b[::-1]])[::-1]
     return prefix, suffix
-
-
-def _array(values: list, dtype: str | None) -> Any:
-    try:
-        return pd.array(values, dtype=dtype)
-    except (TypeError, ValueError):
-        return pd.array(values, dtype=object)
-
-
-def run_parsed(structured: Structured | None, run: Any, *args: Any, names: Mapping[str, str],
-               **kwargs: Any) -> pd.DataFrame:
-    """``run(*args, names=names, **kwargs)`` with the parsed columns added to its frame (and to a
-    partial frame carried by an exception: a run stopped early still shows what it parsed)."""
-    try:
-        out = run(*args, names=names, **kwargs)
-    except BaseException as exc:
-        partial = getattr(exc, "partial", None)
-        if structured is not None and isinstance(partial, pd.DataFrame):
-            exc.partial = add_columns(partial, structured, names)
-        raise
-    return add_columns(out, structured, names)

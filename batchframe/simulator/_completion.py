@@ -43,6 +43,21 @@ def prompt_tokens(messages: list[Any]) -> int:
     return total
 
 
+def split_tokens(text: str) -> list[str]:
+    """``text`` cut into the pieces :func:`count_tokens` counts (as many pieces as it counts tokens)."""
+    pieces: list[str] = []
+    cost, current = 0.0, -1
+    for char in text:
+        cost += 1.0 if _CJK.match(char) else 0.25
+        index = math.ceil(cost) - 1
+        if index != current:
+            pieces.append(char)
+            current = index
+        else:
+            pieces[-1] += char
+    return pieces
+
+
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
@@ -50,7 +65,18 @@ class Usage:
     reasoning_tokens: int
 
 
-def _max_tokens(body: dict[str, Any]) -> int | None:
+@dataclass(frozen=True)
+class Fitted:
+    """One choice's answer and reasoning after ``max_tokens``, with its token counts."""
+
+    answer: str
+    reasoning: str
+    finish_reason: str
+    completion_tokens: int
+    reasoning_tokens: int
+
+
+def max_tokens(body: dict[str, Any]) -> int | None:
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
         if value is not None:
@@ -58,15 +84,15 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def completion(body: dict[str, Any], answer: str, *, thinking: bool, prompt: int,
-               completion_id: str) -> tuple[dict[str, Any], Usage]:
-    """The ``chat.completion`` body answering ``body`` with ``answer``, and its usage.
+def fit(body: dict[str, Any], answer: str, *, thinking: bool, reasoning_of: str | None = None) -> Fitted:
+    """Cut ``answer`` (and its reasoning, when thinking) to the request's ``max_tokens``.
 
-    ``max_tokens`` caps reasoning plus answer: when the reasoning alone reaches it, the content is
-    empty and ``finish_reason`` is "length".
+    ``max_tokens`` caps reasoning plus answer: when the reasoning alone reaches it, the answer is
+    empty and ``finish_reason`` is "length". The reasoning is that of ``reasoning_of`` (default: the
+    answer itself).
     """
-    limit = _max_tokens(body)
-    reasoning = reasoning_text(body, answer) if thinking else ""
+    limit = max_tokens(body)
+    reasoning = reasoning_text(body, answer if reasoning_of is None else reasoning_of) if thinking else ""
     budget = body.get("thinking_budget")
     if reasoning and isinstance(budget, int) and not isinstance(budget, bool) and budget > 0:
         reasoning = truncate(reasoning, budget)
@@ -76,19 +102,22 @@ def completion(body: dict[str, Any], answer: str, *, thinking: bool, prompt: int
         reasoning, reasoning_tokens, answer, finish = truncate(reasoning, limit), limit, "", "length"
     elif limit is not None and count_tokens(answer) > limit - reasoning_tokens:
         answer, finish = truncate(answer, limit - reasoning_tokens), "length"
-    completion_tokens = reasoning_tokens + count_tokens(answer)
-    message: dict[str, Any] = {"role": "assistant", "content": answer}
-    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
-                             "total_tokens": prompt + completion_tokens}
+    return Fitted(answer, reasoning, finish, reasoning_tokens + count_tokens(answer), reasoning_tokens)
+
+
+def completion_body(body: dict[str, Any], choices: list[dict[str, Any]], usage: Usage, *, thinking: bool,
+                    completion_id: str) -> dict[str, Any]:
+    """The ``chat.completion`` body with ``choices`` and ``usage``."""
+    usage_body: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens,
+                                  "completion_tokens": usage.completion_tokens,
+                                  "total_tokens": usage.prompt_tokens + usage.completion_tokens}
     if thinking:
-        message["reasoning_content"] = reasoning
-        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
-    answer_body = {
+        usage_body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return {
         "id": f"chatcmpl-{completion_id}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body["model"],
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": usage,
+        "choices": choices,
+        "usage": usage_body,
     }
-    return answer_body, Usage(prompt, completion_tokens, reasoning_tokens)

@@ -120,10 +120,17 @@ def json_mode(body: dict[str, Any]) -> str | None:
     return str(kind) if kind in ("json_object", "json_schema") else None
 
 
-def default_responder(body: dict[str, Any]) -> str:
-    """The simulator's default answer text for a chat request body."""
+LABELS = ("positive", "negative", "neutral")
+
+
+def default_responder(body: dict[str, Any], label: str | None = None) -> str:
+    """The simulator's default answer text for a chat request body.
+
+    ``label`` replaces the label the lexicon finds (another sample of ``n`` choices disagreeing).
+    """
     messages = body.get("messages")
-    label, confidence, cues = sentiment(last_user_text(messages))
+    found, confidence, cues = sentiment(last_user_text(messages))
+    label = label or found
     mode = json_mode(body)
     if mode is not None:
         schema = body["response_format"].get("json_schema") if mode == "json_schema" else None
@@ -133,6 +140,25 @@ def default_responder(body: dict[str, Any]) -> str:
     instructions = " ".join(message_text(m.get("content")) for m in messages if isinstance(m, dict)
                             and m.get("role") in ("system", "user")) if isinstance(messages, list) else ""
     return label if _ONE_WORD.search(instructions) else _sentence(label, cues)
+
+
+def fill_arguments(parameters: Any, text: str, label: str | None = None) -> dict[str, Any]:
+    """Tool-call arguments for the JSON schema ``parameters``, filled from the sentiment of ``text``
+    (``label`` replacing the label found)."""
+    found, confidence, cues = sentiment(text)
+    label = label or found
+    return _fill_object(parameters if isinstance(parameters, dict) else {}, label, confidence, cues)
+
+
+def break_schema(answer: str) -> str:
+    """Valid JSON that breaks its schema: the first property's value wrapped in a list (an object for
+    a list), or the whole answer wrapped in a list when it is not an object with properties."""
+    value = orjson.loads(answer)
+    if not isinstance(value, dict) or not value:
+        return orjson.dumps([value]).decode()
+    name = next(iter(value))
+    first = value[name]
+    return orjson.dumps({**value, name: {"value": first} if isinstance(first, list) else [first]}).decode()
 
 
 def reasoning_text(body: dict[str, Any], answer: str) -> str:

@@ -15,12 +15,12 @@ from aiohttp import web
 
 from ._app import build_app
 from ._config import SimConfig
+from ._controls import HOST, BatchControls
 from ._stats import Stats
 
 if TYPE_CHECKING:
     from ._spawn import SpawnedSimulator
 
-HOST = "127.0.0.1"
 BACKLOG = 8192
 _SHUTDOWN_TIMEOUT_S = 0.2
 
@@ -51,12 +51,13 @@ def listening_socket(port: int) -> socket.socket:
     return sock
 
 
-class Simulator:
+class Simulator(BatchControls):
     """A local, OpenAI-compatible Batch Chat simulator over real HTTP on 127.0.0.1.
 
     ``Simulator(config, port=0, **overrides)``: ``overrides`` are :class:`SimConfig` fields replacing
     those of ``config``. ``start()`` serves on a daemon thread and returns ``self``; use it as a
     context manager to stop it on exit. Answers are simulated: no real model is called.
+    ``hold_batches(after_lines=0)``, ``release_batches()`` and ``expire_batches()`` steer Batch File mode.
     """
 
     def __init__(self, config: SimConfig | None = None, *, port: int = 0, **overrides: Any) -> None:

@@ -13,26 +13,21 @@ import pickle
 import struct
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import orjson
-
 from ._config import SimConfig
-from ._server import HOST
+from ._controls import HOST, BatchControls
 
 _CHILD = "from batchframe.simulator._spawn import child_main; child_main()"
 _HEADER = struct.Struct(">Q")
 _STOP_TIMEOUT_S = 10.0
-_HTTP_TIMEOUT_S = 30.0
-# stats are read from 127.0.0.1: never through a proxy from the environment
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class SpawnedSimulator:
-    """Handle on a simulator process: ``base_url``, ``port``, ``stats()``, ``reset_stats()``, ``stop()``."""
+class SpawnedSimulator(BatchControls):
+    """Handle on a simulator process: ``base_url``, ``port``, ``stats()``, ``reset_stats()``, ``stop()``,
+    and the batch controls (``hold_batches()``, ``release_batches()``, ``expire_batches()``)."""
 
     def __init__(self, config: SimConfig, *, port: int = 0) -> None:
         self.config = config
@@ -63,15 +58,11 @@ class SpawnedSimulator:
     def running(self) -> bool:
         return self._proc.poll() is None
 
-    def _call(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(f"http://{HOST}:{self.port}{path}", method=method)
-        with _OPENER.open(request, timeout=_HTTP_TIMEOUT_S) as response:
-            return orjson.loads(response.read())
-
     def stats(self) -> dict[str, Any]:
         """The child's counters, as :meth:`Simulator.stats` returns them."""
         stats: dict[str, Any] = self._call("GET", "/_sim/stats")
-        stats["by_status"] = {int(status): n for status, n in stats["by_status"].items()}
+        for name in ("by_status", "lines_by_status"):
+            stats[name] = {int(status): n for status, n in stats[name].items()}
         return stats
 
     def reset_stats(self) -> None:

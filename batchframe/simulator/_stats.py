@@ -28,6 +28,8 @@ class Stats:
         self._pending: dict[str, int] = {}
         self._accepted: deque[float] = deque()  # arrival times admitted by the QPS limit, last 1 s
         self._arrivals: deque[float] = deque()  # arrival times, last 100 ms (burst limit)
+        self._files_stored = 0  # state, not counters: reset() keeps them
+        self._batches: dict[str, int] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -39,11 +41,16 @@ class Stats:
             self._attempts: dict[bytes, int] = {}
             self._wins: dict[bytes, int] = {}
             self._per_prompt: dict[str, int] = {}
+            self._billed_per_prompt: dict[str, int] = {}
             self._successes = 0
             self._prompt_tokens = self._completion_tokens = self._reasoning_tokens = 0
             self._peak_pending = sum(self._pending.values())
             self._peak_per_model = {m: n for m, n in self._pending.items() if n}
             self._peak_qps = 0
+            self._files_uploaded = self._files_deleted = self._batches_created = 0
+            self._lines = self._lines_billed = 0
+            self._lines_by_status: dict[int, int] = {}
+            self._lines_by_code: dict[str, int] = {}
 
     def arrive(self) -> None:
         with self._lock:
@@ -98,15 +105,54 @@ class Stats:
             if code:
                 self._by_code[code] = self._by_code.get(code, 0) + 1
 
-    def success(self, key: bytes, usage: Usage) -> None:
-        """Record a billed 200 answer to the body ``key``."""
+    def success(self, key: bytes, usage: Usage, prompt: str) -> None:
+        """Record a billed 200 answer to the body ``key`` (whose last user message is ``prompt``)."""
         with self._lock:
             self._by_status[200] = self._by_status.get(200, 0) + 1
             self._successes += 1
-            self._wins[key] = self._wins.get(key, 0) + 1
-            self._prompt_tokens += usage.prompt_tokens
-            self._completion_tokens += usage.completion_tokens
-            self._reasoning_tokens += usage.reasoning_tokens
+            self._bill(key, usage, prompt)
+
+    def _bill(self, key: bytes, usage: Usage, prompt: str) -> None:
+        """Count one billed answer (the lock is held)."""
+        self._wins[key] = self._wins.get(key, 0) + 1
+        self._billed_per_prompt[prompt] = self._billed_per_prompt.get(prompt, 0) + 1
+        self._prompt_tokens += usage.prompt_tokens
+        self._completion_tokens += usage.completion_tokens
+        self._reasoning_tokens += usage.reasoning_tokens
+
+    def file_stored(self, *, uploaded: bool) -> None:
+        """A file now exists: uploaded by a client, or a batch's output or error file."""
+        with self._lock:
+            self._files_stored += 1
+            self._files_uploaded += uploaded
+
+    def file_deleted(self) -> None:
+        with self._lock:
+            self._files_stored -= 1
+            self._files_deleted += 1
+
+    def batch_moved(self, old: str | None, new: str) -> None:
+        """A batch changed status (``old`` None: it was just created)."""
+        with self._lock:
+            if old is None:
+                self._batches_created += 1
+            else:
+                self._batches[old] -= 1
+            self._batches[new] = self._batches.get(new, 0) + 1
+
+    def line(self, status: int | None, code: str | None,
+             billed: tuple[bytes, Usage, str] | None = None) -> None:
+        """Record a batch line: run (``status``; ``billed`` = (body key, usage, prompt) when billed) or,
+        with ``status`` None, not run (an expired or cancelled batch's error line, by ``code``)."""
+        with self._lock:
+            if status is not None:
+                self._lines += 1
+                self._lines_by_status[status] = self._lines_by_status.get(status, 0) + 1
+            if code:
+                self._lines_by_code[code] = self._lines_by_code.get(code, 0) + 1
+            if billed is not None:
+                self._lines_billed += 1
+                self._bill(*billed)
 
     def snapshot(self) -> dict[str, Any]:
         """A plain-dict copy of the counters (JSON-serialisable apart from the int keys of by_status)."""
@@ -117,11 +163,12 @@ class Stats:
                 "by_status": dict(self._by_status),
                 "by_code": dict(self._by_code),
                 "successes": self._successes,
-                "billed": self._successes,
+                "billed": self._successes + self._lines_billed,
                 "distinct_bodies": len(self._attempts),
                 "distinct_successes": distinct,
-                "duplicate_successes": self._successes - distinct,
+                "duplicate_successes": self._successes + self._lines_billed - distinct,
                 "attempts_per_prompt": dict(self._per_prompt),
+                "billed_per_prompt": dict(self._billed_per_prompt),
                 "pending": sum(self._pending.values()),
                 "peak_pending": self._peak_pending,
                 "peak_pending_per_model": dict(self._peak_per_model),
@@ -129,4 +176,13 @@ class Stats:
                 "prompt_tokens": self._prompt_tokens,
                 "completion_tokens": self._completion_tokens,
                 "reasoning_tokens": self._reasoning_tokens,
+                "files_uploaded": self._files_uploaded,
+                "files_stored": self._files_stored,
+                "files_deleted": self._files_deleted,
+                "batches_created": self._batches_created,
+                "batches": {status: n for status, n in self._batches.items() if n},
+                "lines": self._lines,
+                "lines_billed": self._lines_billed,
+                "lines_by_status": dict(self._lines_by_status),
+                "lines_by_code": dict(self._lines_by_code),
             }

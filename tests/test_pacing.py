@@ -68,9 +68,67 @@ def test_no_sliding_second_above_the_window_safe_bound(qps, pattern):
     clock = FakeClock()
     grants = drive(Pacer(rate, burst=burst, clock=clock), clock, PATTERNS[pattern](clock.now), 20.0)
     assert max_in_window(grants, 1.0) < rate + burst
-    assert max_in_window(grants, 0.1) < rate * 0.1 + burst
+    assert max_in_window(grants, 0.1) < 2 * rate * 0.1 + burst  # catching up: at most twice the rate
     if pattern in ("every 0.1 ms", "every 1 ms"):  # asked for all the time: the rate is used
         assert len(grants) >= rate * 20 * 0.95
+
+
+@pytest.mark.parametrize("qps", [1000, 100])
+def test_grants_lost_to_late_wake_ups_are_made_up(qps):
+    """A busy loop wakes up late; what was due meanwhile is sent after, so the rate asked for is the
+    rate sent. (A pacer that forgave late wake-ups sent 94.7 % of 970/s here; on the ceiling
+    benchmark's loaded loop, 370-380 of 388/s.)"""
+    rate, burst = window_safe(qps)
+    clock = FakeClock()
+    grants = drive(Pacer(rate, burst=burst, clock=clock), clock, _late_wake_ups(clock.now, seed=3), 20.0)
+    assert len(grants) >= rate * 20 * 0.99
+    assert max_in_window(grants, 1.0) < rate + burst
+
+
+def _late_wake_ups(t0: float, seed: int):
+    """Asked every 1 ms, but one ask in 50 comes up to 20 ms late."""
+    rng, t = random.Random(seed), t0
+    while True:
+        t += 0.001 + (rng.random() * 0.02 if rng.random() < 0.02 else 0.0)
+        yield t
+
+
+def _asked_at_the_told_times(late_once: float, seconds: float = 0.3) -> list[float]:
+    clock = FakeClock(0.0)
+    pacer, grants, late = Pacer(100.0, burst=2, clock=clock), [], late_once
+    while True:
+        wait = pacer.delay()
+        if wait == 0.0:
+            grants.append(clock.now)
+            continue
+        wait, late = wait + late, 0.0
+        if clock.now + wait > seconds:
+            return grants
+        clock.now += wait
+
+
+def test_a_late_wake_up_catches_up_at_twice_the_rate_a_burst_at_a_time():
+    on_time, late = _asked_at_the_told_times(0.0), _asked_at_the_told_times(0.04)
+    assert on_time[:4] == [0.0, 0.0, pytest.approx(0.01), pytest.approx(0.02)]
+    # back 40 ms late: a burst at once, then twice the rate until caught up, then the rate again
+    assert late[:6] == [0.0, 0.0] + [pytest.approx(t) for t in (0.05, 0.05, 0.055, 0.06)]
+    assert late[-1] - late[-2] == pytest.approx(0.01)
+    assert len(late) >= len(on_time) - 1  # (forgiven, the 4 grants due meanwhile were lost)
+
+
+def test_a_sliding_second_never_holds_more_than_rate_plus_burst_even_catching_up():
+    """The grants made up after a stall would push the second that starts at the stall's end over
+    ``rate + burst`` (its own due grants, and the stall's); the log of the last second holds them back."""
+    clock = FakeClock()
+    pacer = Pacer(100.0, burst=2, clock=clock)
+
+    def asks(t0):  # 2 s asked for every 1 ms, then a 0.2 s stall, again and again
+        for cycle in range(10):
+            for i in range(2000):
+                yield t0 + cycle * 2.2 + i * 0.001
+    grants = drive(pacer, clock, asks(clock.now), 30.0)
+    assert max_in_window(grants, 1.0) < 102 and len(grants) >= 100 * 20  # (20 s of asking)
+
 
 
 def test_grants_are_spaced_evenly_and_catch_up_at_most_a_burst():
@@ -117,6 +175,23 @@ def test_adaptive_rate_cuts_once_per_bunch_and_climbs_back():
         clock.now += 1.5
         rate.on_throttle()
     assert rate.rate == pytest.approx(50.0)  # the floor: 5 % of the target
+
+
+def test_a_lone_rate_limit_costs_under_a_tenth_of_a_second_of_sending_by_default():
+    """At both caps (10,000 pending, 1,000 QPS) a lost send is a lost answer: a stray 429 (a bunch the
+    network made) must cost little; pushback that goes on still cuts again every second."""
+    clock = FakeClock()
+    rate = AdaptiveRate(1000.0, clock=clock)
+    rate.on_throttle()
+    lost, step = 0.0, 0.001
+    while rate.rate < 1000.0:
+        lost += (1000.0 - rate.rate) * step
+        clock.now += step
+    assert lost < 0.1 * 1000.0
+    for _ in range(5):
+        clock.now += 1.0
+        rate.on_throttle()
+    assert rate.rate < 0.8 * 1000.0
 
 
 def test_the_loop_starts_calls_no_faster_than_the_pace():

@@ -38,8 +38,9 @@ class Reply:
     """The outcome of one HTTP attempt, before the engine decides what it means.
 
     ``status`` is the HTTP status (0 when no response arrived: timeout, dropped connection).
-    ``kind`` is ``"ok"``, ``"http"`` (an error body), ``"timeout"``, ``"connection"`` or ``"decode"``
-    (a 2xx whose body could not be read).
+    ``kind`` is ``"ok"``, ``"http"`` (an error body), ``"timeout"``, ``"connection"``, ``"decode"``
+    (a 2xx whose body could not be read) or ``"encode"`` (a body that cannot be sent as JSON: never
+    sent).
     """
 
     kind: str

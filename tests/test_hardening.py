@@ -93,8 +93,8 @@ def test_an_error_or_request_id_echoing_the_key_stays_out_of_columns_checkpoint_
 def answering(make_body, headers=None):
     """An OpenAI-compatible server on 127.0.0.1 whose answer body is ``make_body(request_json)``."""
     async def chat(request: web.Request) -> web.Response:
-        body = await request.json()
-        return web.Response(body=json.dumps(make_body(body)).encode(), content_type="application/json",
+        body = await request.json()  # the stdlib writes what orjson refuses (an integer of 2**70)
+        return web.Response(text=json.dumps(make_body(body)), content_type="application/json",
                             headers=headers or {})
 
     loop = asyncio.new_event_loop()

@@ -1,4 +1,4 @@
-"""The token bucket and the AIMD concurrency limit, on a fake clock (no sleeping)."""
+"""The AIMD concurrency limit, on a fake clock (no sleeping). The pacer is in test_pacing.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from batchframe.engine.limiter import AdaptiveConcurrency, TokenBucket
+from batchframe.engine.limiter import AdaptiveConcurrency
 
 
 class FakeClock:
@@ -15,112 +15,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-# -- TokenBucket --
-
-@pytest.mark.parametrize("rate, burst", [(100.0, None), (100.0, 5.0), (7.0, None), (1000.0, None), (3.0, 3.0)])
-def test_rate_is_respected_over_time(rate: float, burst: float | None) -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(rate, burst=burst, clock=clock)
-    step, seconds = 0.001, 3.0
-    taken = 0
-    for i in range(int(seconds / step) + 1):
-        clock.now = 1000.0 + i * step
-        while bucket.try_acquire() == 0.0:
-            taken += 1
-        # At every moment: never more than rate * elapsed + burst.
-        assert taken <= rate * (i * step) + bucket.burst + 1e-6
-    # ... and not much less either: the limiter does not waste capacity.
-    assert taken >= rate * seconds + bucket.burst - 2
-
-
-def test_default_burst_is_fifty_milliseconds() -> None:
-    assert TokenBucket(1000.0, clock=FakeClock()).burst == 50.0
-    assert TokenBucket(100.0, clock=FakeClock()).burst == 5.0
-    assert TokenBucket(10.0, clock=FakeClock()).burst == 1.0  # never below one token
-
-
-def test_try_acquire_wait_values() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(10.0, clock=clock)  # burst 1
-    assert bucket.try_acquire() == 0.0
-    assert bucket.try_acquire() == pytest.approx(0.1)
-    assert bucket.try_acquire() == pytest.approx(0.1)  # asking again takes nothing
-    clock.now += 0.04
-    assert bucket.try_acquire() == pytest.approx(0.06)
-    clock.now += 0.06  # waiting exactly the returned time is enough
-    assert bucket.try_acquire() == 0.0
-    assert bucket.try_acquire() == pytest.approx(0.1)
-
-
-def test_a_long_idle_refills_only_up_to_burst() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(100.0, clock=clock)  # burst 5
-    clock.now += 3600
-    assert [bucket.try_acquire() for _ in range(6)][:5] == [0.0] * 5
-    assert bucket.try_acquire() > 0
-
-
-def test_a_clock_stepping_back_gives_nothing() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(1.0, clock=clock)
-    assert bucket.try_acquire() == 0.0
-    clock.now -= 100
-    assert bucket.try_acquire() == pytest.approx(1.0)
-
-
-def test_unlimited() -> None:
-    bucket = TokenBucket(None, clock=FakeClock())
-    assert bucket.rate is None
-    assert all(bucket.try_acquire() == 0.0 for _ in range(100_000))
-
-
-def test_set_rate_keeps_earned_tokens_and_applies_from_now() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(10.0, burst=5.0, clock=clock)
-    while bucket.try_acquire() == 0.0:
-        pass
-    clock.now += 0.2  # 2 tokens earned at the old rate
-    bucket.set_rate(1.0)
-    assert bucket.rate == 1.0
-    assert [bucket.try_acquire() for _ in range(2)] == [0.0, 0.0]
-    assert bucket.try_acquire() == pytest.approx(1.0)  # the new, slower rate
-
-
-def test_rate_setter_and_default_burst_follows_rate() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(1000.0, clock=clock)  # burst 50, full
-    bucket.rate = 100.0
-    assert bucket.burst == 5.0
-    assert sum(bucket.try_acquire() == 0.0 for _ in range(50)) == 5  # tokens clamped to the new burst
-
-
-def test_set_rate_to_and_from_unlimited() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(1.0, clock=clock)
-    assert bucket.try_acquire() == 0.0
-    bucket.set_rate(None)
-    assert all(bucket.try_acquire() == 0.0 for _ in range(1000))
-    bucket.set_rate(2.0)  # like a new bucket: starts full
-    assert bucket.try_acquire() == 0.0
-    assert bucket.try_acquire() == pytest.approx(0.5)
-
-
-@pytest.mark.parametrize("rate, burst", [
-    (0.0, None), (-1.0, None), (math.inf, None), (math.nan, None), (True, None), ("10", None),
-    (10.0, 0.5), (10.0, 0.0), (10.0, math.inf),
-])
-def test_bucket_bad_args_raise(rate: object, burst: object) -> None:
-    with pytest.raises(ValueError):
-        TokenBucket(rate, burst=burst, clock=FakeClock())  # type: ignore[arg-type]
-
-
-def test_set_rate_bad_value_raises() -> None:
-    bucket = TokenBucket(1.0, clock=FakeClock())
-    with pytest.raises(ValueError):
-        bucket.set_rate(0.0)
-    assert bucket.rate == 1.0
 
 
 # -- AdaptiveConcurrency --
@@ -255,3 +149,13 @@ def test_after_a_cut_the_limit_recovers_with_time():
 def test_time_parameters_validated(bad):
     with pytest.raises(ValueError):
         AdaptiveConcurrency(10, **bad)
+
+
+def test_a_throttle_may_ask_for_its_own_cut() -> None:
+    clock = FakeClock()
+    lim = AdaptiveConcurrency(1000, initial=1000, clock=clock)
+    lim.on_throttle(decrease=0.9)  # a full pending queue: a little fewer
+    assert lim.limit == 900
+    clock.now += 10
+    lim.on_throttle()  # the limiter's own cut
+    assert lim.limit < 900 * 0.6

@@ -203,3 +203,41 @@ def test_classify_refuses_non_failures(kind: str) -> None:
 def test_table_is_data() -> None:
     assert len(RULES) > 20
     assert all(rule.action in Action for rule in RULES)
+
+
+# Which pushback a throttle is: "rate" slows the send rate, "pending" and "capacity" cut the calls
+# in flight. The simulator's own 429 messages are among them (batchframe/simulator/_app.py).
+PRESSURE_CASES = [
+    ("sim qps cap", http(429, "limit_requests", "Requests rate limit exceeded, please try again later."), "rate"),
+    ("sim pending cap", http(429, "limit_requests", "Too many pending requests for this model, please retry "
+                                                    "later."), "pending"),
+    ("sim burst", http(429, "limit_burst_rate", "Request rate increased too quickly, please slow down and ramp "
+                                                "up gradually."), "rate"),
+    ("sim throttle fault", http(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again "
+                                                             "later."), "rate"),
+    ("burst native", http(429, "Throttling.BurstRate", "Request rate increased too quickly."), "rate"),
+    ("RPM compatible", http(429, "limit_requests", "You exceeded your current requests list."), "rate"),
+    ("TPM", http(429, "Throttling.AllocationQuota", "Allocated quota exceeded, please increase your quota limit."),
+     "rate"),
+    ("TPM compatible", http(429, "insufficient_quota", "You exceeded your current quota"), "rate"),
+    ("batch capacity", http(429, "Throttling.AllocationQuota",
+                            "Batch requests are being throttled due to system capacity limits."), "capacity"),
+    ("generic throttle", http(429, "Throttling", "Requests throttling triggered."), "rate"),
+    ("generic pending", http(429, "Throttling", "Too many pending requests"), "pending"),
+    ("queue full, no code", http(429, None, "Request queue is full"), "pending"),
+    ("concurrency, other code", http(429, "SomethingNew", "Concurrency limit exceeded"), "pending"),
+    ("429 no code", http(429), "rate"),
+    ("openai", http(429, "rate_limit_exceeded", "Rate limit reached for requests"), "rate"),
+    ("model serving", http(500, "ModelServingError", "Too many requests."), "capacity"),
+    ("503", http(503), "capacity"),
+    ("500 is no pushback", http(500, "InternalError", "oops"), None),
+    ("timeout is no pushback", Reply(kind="timeout"), None),
+    ("billing on a 429 still stops", http(429, "PrepaidBillOverdue", "Too many pending requests"), None),
+]
+
+
+@pytest.mark.parametrize("reply, pressure", [c[1:] for c in PRESSURE_CASES], ids=[c[0] for c in PRESSURE_CASES])
+def test_pressure(reply: Reply, pressure: str | None) -> None:
+    verdict = classify(reply)
+    assert verdict.pressure == pressure
+    assert verdict.throttle == (pressure is not None)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 from ..engine.retry import RetryPolicy, backoff_s
 from ..engine.taxonomy import Action, classify
-from ..engine.wire import _failure_reply
+from ..engine.clients import failure_reply
 from ..exceptions import RunFatalError
 from ..pipeline.redact import Redactor
 
@@ -103,7 +103,7 @@ class Control:
             try:
                 return fn()
             except Exception as exc:  # noqa: BLE001  (what is not a wire outcome is re-raised below)
-                reply = _failure_reply(exc, start, self.timeout)
+                reply = failure_reply(exc, start, self.timeout)
             verdict = classify(reply)
             unknown = reply.kind in ("timeout", "connection") or reply.status >= 500
             if heal is not None and unknown:  # it may have happened all the same: look before redoing it
@@ -176,7 +176,7 @@ class Control:
                         yield tail
                 return
             except Exception as exc:  # noqa: BLE001
-                reply = _failure_reply(exc, start, self.timeout)
+                reply = failure_reply(exc, start, self.timeout)
             verdict = classify(reply)
             if verdict.action is Action.RETRY and attempts < ATTEMPTS:
                 if self._wait(backoff_s(verdict, attempts=attempts, policy=self.retry,

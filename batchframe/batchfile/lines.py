@@ -24,7 +24,7 @@ MISSING = Reply(kind="connection", code=MISSING_CODE,
 
 def parse_answer(raw: bytes, request_id: str | None) -> Reply:
     """A chat.completion body as the chat wire reads it (the one place that names the parser)."""
-    from ..engine.wire import parse_completion
+    from ..engine.completion import parse_completion
 
     return parse_completion(raw, None, request_id)
 

@@ -29,7 +29,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from .limiter import AdaptiveConcurrency, TokenBucket
+from .limiter import AdaptiveConcurrency
+from .pacing import AdaptiveRate, Pacer, window_safe
 from ..records import ABANDONED, GAVE_UP, Reply, Request, Result
 from .retry import RetryPolicy, backoff_s, should_retry
 from .taxonomy import Action, Verdict, classify
@@ -90,6 +91,7 @@ class EngineStats:
     throttled: int = 0       # throttling answers seen
     in_flight: int = 0
     limit: int = 0           # current concurrency limit
+    rate: float | None = None  # current send rate (requests/s), None without qps
     ok: int = 0
     failed: int = 0
     stop_reason: str | None = None
@@ -106,22 +108,33 @@ class Engine:
         self._clock = clock
         self._rand = rand
         self._tick = sleep_granularity_s
-        cap = self.config.concurrency
+        # a transport with a fixed number of workers (a thread pool) caps the calls in flight too
+        cap = min(self.config.concurrency, getattr(transport, "capacity", None) or self.config.concurrency)
         initial = self.config.initial_concurrency or min(cap, 32)
         self._limiter = (AdaptiveConcurrency(cap, initial=min(initial, cap), double_every_s=0.5, clock=clock)
                          if self.config.adaptive else None)
-        self._bucket = _window_safe_bucket(self.config.qps, clock)
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         if not hasattr(transport, "submit"):
             raise TypeError("Engine(transport, ...): pass a transport (AsyncTransport, or "
                             "ThreadTransport(call) for a blocking call(body) -> Reply)")
         self._transport = transport
         self._transport.bind(self._done.put)
+        # The rate: decided here, applied where calls start. A transport that can pace (the event
+        # loop's) spaces the starts itself, right before the bytes go out; otherwise the dispatcher
+        # paces its submissions.
+        self.stats = EngineStats()
+        self._rate: AdaptiveRate | None = None
+        self._pace = getattr(transport, "pace", None)
+        self._pacer = Pacer(None, clock=clock)
+        if self.config.qps is not None:
+            rate, self._burst = window_safe(self.config.qps)
+            self._rate = AdaptiveRate(rate, clock=clock)
+            self._apply_rate(rate)
+        self.stats.limit = self.limit
         self._stop = threading.Event()
         self._wait_all = False
         self._fatal: RunFatalError | None = None
         self._suspects: dict[tuple[int, str | None, str | None], int] = {}
-        self.stats = EngineStats(limit=self.limit)
 
     # ----------------------------------------------------------------- control
     @property
@@ -165,9 +178,7 @@ class Engine:
             return Result.from_reply(rid, reply, item.attempts)
         verdict: Verdict = classify(reply)
         if verdict.throttle:
-            self.stats.throttled += 1
-            if self._limiter:
-                self._limiter.on_throttle()
+            self._pushed_back(verdict)
         if reply.kind == "timeout":
             item.timeouts += 1
         if verdict.action is Action.STOP_RUN:
@@ -193,6 +204,24 @@ class Engine:
                                   "parameters (model, response_format, max_tokens, extra_body)."))
         self.stats.failed += 1
         return Result.failure(rid, _describe(reply), verdict.code, item.attempts, reply)
+
+    def _pushed_back(self, verdict: Verdict) -> None:
+        """A rate limit slows the send rate (when there is one to slow); a full pending queue or a
+        busy server cuts the calls in flight (a full queue only a little: it is full at about what is
+        in flight now)."""
+        self.stats.throttled += 1
+        if verdict.pressure == "rate" and self._rate is not None:
+            self._apply_rate(self._rate.on_throttle())
+        elif self._limiter:
+            self._limiter.on_throttle(decrease=0.9 if verdict.pressure == "pending" else None)
+
+    def _apply_rate(self, rate: float) -> None:
+        self._applied = rate
+        if self._pace is not None:
+            self._pace(rate, self._burst)
+        else:
+            self._pacer.set_rate(rate, self._burst)
+        self.stats.rate = rate
 
     def _set_fatal(self, reply: Reply, verdict: Verdict) -> None:
         if self._fatal is None:
@@ -253,7 +282,7 @@ class Engine:
                             ready.appendleft(item)
                             self.stop("budget", wait=True)
                             break
-                        delay = self._bucket.try_acquire()
+                        delay = self._pacer.delay()
                         if delay > 0:
                             ready.appendleft(item)
                             wait = min(wait, delay)
@@ -272,9 +301,12 @@ class Engine:
                     wait = min(wait, max(0.0, retry_heap[0][0] - now))
                 if deadline is not None and not self._stop.is_set():
                     wait = min(wait, max(0.0, deadline - now))
-                if on_tick is not None and now - last_tick >= self._tick:
+                if now - last_tick >= self._tick:
                     last_tick = now
-                    on_tick(stats)
+                    if self._rate is not None and abs(self._rate.rate - self._applied) > self._applied / 200:
+                        self._apply_rate(self._rate.rate)  # climbing back after a cut
+                    if on_tick is not None:
+                        on_tick(stats)
                 try:
                     got = self._done.get(timeout=wait) if wait > 0 else self._done.get_nowait()
                 except queue.Empty:
@@ -295,16 +327,6 @@ class Engine:
             raise self._fatal
 
 
-def _window_safe_bucket(qps: float | None, clock: Callable[[], float]) -> TokenBucket:
-    """A bucket whose burst plus one second of refill stays within ``qps``: the API counts requests
-    per sliding second, so ``rate * 1 s + burst`` must not exceed the cap, with 2 % to spare for
-    requests that leave apart but arrive together (network jitter)."""
-    if qps is None:
-        return TokenBucket(None, clock=clock)
-    burst = max(1.0, qps / 20)
-    return TokenBucket(max(qps - burst - qps / 50, qps / 2), burst=burst, clock=clock)
-
-
 def _describe(reply: Reply) -> str:
     if reply.kind == "http":
         return f"{reply.status} {reply.code or ''}: {reply.message or ''}".replace(" :", ":")
@@ -313,10 +335,15 @@ def _describe(reply: Reply) -> str:
 
 class ThreadTransport:
     """Each call of a synchronous ``call(body)`` on a worker thread (daemon: an hour-long call never
-    keeps a script from exiting). Threads are started as the number in flight grows, and live until
-    the run ends. Fine for tens of calls in flight; thousands belong on ``_aio.AsyncTransport``."""
+    keeps a script from exiting). Threads are started as the number in flight grows, up to
+    ``max_threads`` (the engine keeps no more in flight: ``capacity``), and live until the run ends.
+    Fine for tens or hundreds of calls in flight; thousands belong on ``transport.AsyncTransport``."""
 
-    def __init__(self, call: CallFn) -> None:
+    def __init__(self, call: CallFn, *, max_threads: int | None = None) -> None:
+        if max_threads is not None and (isinstance(max_threads, bool) or not isinstance(max_threads, int)
+                                        or max_threads < 1):
+            raise ValueError(f"max_threads must be a positive int or None, got {max_threads!r}")
+        self.capacity = max_threads
         self._call = call
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._threads = 0
@@ -327,7 +354,7 @@ class ThreadTransport:
         self._done = done
 
     def submit(self, item: Any, body: Mapping[str, Any], in_flight: int) -> None:
-        if self._threads < in_flight:
+        if self._threads < in_flight and (self.capacity is None or self._threads < self.capacity):
             self._threads += 1
             threading.Thread(target=self._worker, name=f"batchframe-{self._threads}", daemon=True).start()
         self._work.put((item, body))

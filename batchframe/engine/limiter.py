@@ -1,11 +1,7 @@
-"""Client-side limits: a QPS token bucket and an AIMD concurrency limit, both on an injected clock.
+"""Client-side concurrency: an AIMD limit on the calls in flight, on an injected clock.
 
-Both are owned by one thread (the engine's dispatcher) and take no locks. Neither sleeps: the bucket
-says how long to wait, and the dispatcher decides how to wait (so tests drive a fake clock).
-
-``TokenBucket`` keeps the request rate under the account's QPS limit. Its default burst is small (50 ms
-worth of tokens): DashScope also limits how fast the rate *rises* (``Throttling.BurstRate``), so a full
-second's burst at start-up is exactly what it punishes.
+Owned by one thread (the engine's dispatcher), no locks, never sleeps (so tests drive a fake clock).
+The request rate is ``pacing``'s.
 
 ``AdaptiveConcurrency`` finds the in-flight level the endpoint tolerates, TCP-style: slow start
 (+1 per success, i.e. doubling every round trip) until the first throttle, then additive increase
@@ -20,84 +16,6 @@ import time
 from typing import Callable
 
 Clock = Callable[[], float]
-
-# Slack for float rounding: waiting exactly the returned time must then yield a token.
-_EPS = 1e-9
-
-
-def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value <= 0):
-        raise ValueError(f"{name} must be a finite number > 0{' or None' if allow_none else ''}, "
-                         f"got {value!r}")
-
-
-class TokenBucket:
-    """QPS limiter. Single-threaded owner (the engine's dispatcher), no locks.
-
-    ``rate`` tokens per second (None: unlimited), at most ``burst`` stored; starts full. ``burst``
-    defaults to ``max(1, rate / 20)``, a 50 ms burst, and follows the rate when the rate changes.
-    """
-
-    def __init__(self, rate: float | None, *, burst: float | None = None,
-                 clock: Clock = time.monotonic) -> None:
-        _positive("rate", rate, allow_none=True)
-        if burst is not None:
-            _positive("burst", burst)
-            if burst < 1:
-                raise ValueError(f"burst must be >= 1 (a whole token), got {burst!r}")
-        self._clock = clock
-        self._rate = rate
-        self._burst_arg = burst
-        self._burst = self._burst_for(rate)
-        self._tokens = self._burst
-        self._last = clock()
-
-    def _burst_for(self, rate: float | None) -> float:
-        if self._burst_arg is not None:
-            return float(self._burst_arg)
-        return max(1.0, rate / 20.0) if rate is not None else 1.0
-
-    def _refill(self) -> None:
-        now = self._clock()
-        if self._rate is not None:
-            elapsed = max(0.0, now - self._last)  # a clock that steps back gives nothing
-            self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-        self._last = now
-
-    @property
-    def rate(self) -> float | None:
-        return self._rate
-
-    @rate.setter
-    def rate(self, new: float | None) -> None:
-        self.set_rate(new)
-
-    @property
-    def burst(self) -> float:
-        return self._burst
-
-    def set_rate(self, new: float | None) -> None:
-        """Change the rate from now on: tokens earned so far are kept (up to the new burst)."""
-        _positive("rate", new, allow_none=True)
-        was_unlimited = self._rate is None
-        self._refill()  # settle what was earned at the old rate
-        self._rate = new
-        self._burst = self._burst_for(new)
-        self._tokens = self._burst if was_unlimited else min(self._tokens, self._burst)
-
-    def try_acquire(self) -> float:
-        """0.0 with one token taken, or the seconds until one is available (nothing taken)."""
-        if self._rate is None:
-            return 0.0
-        self._refill()
-        if self._tokens >= 1.0 - _EPS:
-            self._tokens = max(0.0, self._tokens - 1.0)
-            return 0.0
-        return (1.0 - self._tokens) / self._rate
-
 
 class AdaptiveConcurrency:
     """AIMD concurrency limit with slow start. Single-threaded owner, no locks.
@@ -187,8 +105,9 @@ class AdaptiveConcurrency:
             self._successes = 0
             self._limit += 1
 
-    def on_throttle(self) -> None:
-        """The endpoint pushed back: cut the limit, at most once per cooldown; ends slow start."""
+    def on_throttle(self, decrease: float | None = None) -> None:
+        """The endpoint pushed back: cut the limit (by ``decrease``, default the limiter's own), at
+        most once per cooldown; ends slow start."""
         current = self.limit
         self._slow_start = False
         now = self._clock()
@@ -198,5 +117,6 @@ class AdaptiveConcurrency:
         self._last_cut = now
         self._cuts += 1
         self._successes = 0
-        self._limit = max(self._min, min(self._max, math.floor(current * self._decrease)))
+        factor = self._decrease if decrease is None else decrease
+        self._limit = max(self._min, min(self._max, math.floor(current * factor)))
         self._cut_level = self._limit

@@ -36,9 +36,13 @@ class Action(enum.Enum):
 class Verdict:
     action: Action
     code: str  # error_code: the provider code, else timeout/connection_error/bad_response/http_<status>
-    throttle: bool  # rate, pending-queue or capacity pressure: the limiter should cut concurrency
+    throttle: bool  # the server pushed back: ``pressure`` says how
     hint: str | None  # one sentence on what the user should do (always set for STOP_RUN)
     config_suspect: bool = False  # an unexplained 4xx: the engine stops if the first rows all fail with it
+    # What kind of pushback (None when not throttled): "rate" (requests per second, or tokens per
+    # minute: slow the send rate), "pending" (the queue of pending requests is full: fewer in flight),
+    # "capacity" (the server is busy: fewer in flight).
+    pressure: str | None = None
 
 
 # The models the Batch Chat page lists (text, image and video), for the "unknown model" hint.
@@ -72,6 +76,8 @@ HINT_MODERATION = ("Content moderation blocked this row's input or output: it wi
 HINT_TOO_LONG = ("The prompt is longer than the model accepts: shorten this row, or use a model with a "
                  "longer context.")
 HINT_MEDIA = "An image or video in this row could not be read: check its URL and format."
+HINT_ENCODE = ("This row's request cannot be encoded as JSON (e.g. a lone surrogate character in its "
+               "text): fix the row's text.")
 HINT_SUSPECT = ("The endpoint rejected this request; if every row fails like this, the request "
                 "configuration is wrong.")
 
@@ -92,6 +98,7 @@ class Rule:
     hint: str | None = None
     config_suspect: bool = False
     code: str | None = None  # the error_code when the reply carries none (transport failures)
+    pressure: str | None = None  # with throttle: "rate", "pending" or "capacity"
 
     def matches(self, reply: Reply) -> bool:
         if reply.kind != self.kind:
@@ -105,12 +112,14 @@ class Rule:
 
 def _rule(action: Action, *, kind: str = "http", status: Container[int] | None = None,
           codes: tuple[str, ...] | None = None, message: str | None = None, throttle: bool = False,
-          hint: str | None = None, config_suspect: bool = False, code: str | None = None) -> Rule:
+          hint: str | None = None, config_suspect: bool = False, code: str | None = None,
+          pressure: str | None = None) -> Rule:
+    assert (pressure is not None) == throttle and pressure in (None, "rate", "pending", "capacity")
     return Rule(
         action, kind=kind, status=status,
         codes=None if codes is None else frozenset(c.casefold() for c in codes),
         message=None if message is None else re.compile(message, re.IGNORECASE),
-        throttle=throttle, hint=hint, config_suspect=config_suspect, code=code,
+        throttle=throttle, hint=hint, config_suspect=config_suspect, code=code, pressure=pressure,
     )
 
 
@@ -126,11 +135,16 @@ _CONFIG = (r"enable_thinking|thinking_budget|response_format|json_object|json mo
            r"|extra (?:fields|inputs) (?:are )?not permitted|only supports? stream"
            r"|does not support http call|range of n should be|\bn must be|top_logprobs|logprobs")
 
+# A 429 about the queue of pending requests (DashScope: "Too many pending requests for this model").
+_PENDING = (r"too many pending|pending requests|queue (?:is )?full|(?:concurrency|concurrent requests?) "
+            r"(?:limit|exceeded)|too many concurrent")
+
 RULES: tuple[Rule, ...] = (
     # -- no usable HTTP answer: always worth another try (bounded by the retry policy) --
     _rule(RETRY, kind="timeout", code="timeout"),
     _rule(RETRY, kind="connection", code="connection_error"),
     _rule(RETRY, kind="decode", code="bad_response"),
+    _rule(FAIL_ROW, kind="encode", code="invalid_request_body", hint=HINT_ENCODE),
     # -- account, key, billing, model: the same for every row, so stop --
     _rule(STOP_RUN, codes=("InvalidApiKey", "invalid_api_key"), hint=HINT_KEY),
     _rule(STOP_RUN, codes=("Arrearage", "CommodityNotPurchased", "PrepaidBillOverdue",
@@ -143,12 +157,20 @@ RULES: tuple[Rule, ...] = (
     # "Free allocated quota exceeded." comes as Throttling.AllocationQuota but is not a rate limit.
     _rule(STOP_RUN, status=(429,), hint=HINT_FREE_QUOTA,
           message=r"free allocated quota|free (?:tier|quota)\b.*\b(?:exhausted|exceeded|used up)"),
-    # -- throttling: retry, and tell the limiter --
+    # -- throttling: retry, and tell the limiter which pressure it is --
+    # the pending queue is full ("Too many pending requests"): fewer calls in flight
+    _rule(RETRY, status=(429,), message=_PENDING, throttle=True, pressure="pending"),
+    _rule(RETRY, codes=("Throttling", "limit_requests", "Throttling.AllocationQuota"), message=_PENDING,
+          throttle=True, pressure="pending"),
+    # "Batch requests are being throttled due to system capacity limits.": the server is busy
+    _rule(RETRY, codes=("Throttling.AllocationQuota", "insufficient_quota", "Throttling"),
+          message=r"capacity", throttle=True, pressure="capacity"),
+    # requests per second / minute, bursts, token rate: slow the send rate
     _rule(RETRY, codes=("Throttling", "Throttling.RateQuota", "limit_requests", "Throttling.BurstRate",
                         "limit_burst_rate", "Throttling.AllocationQuota", "insufficient_quota",
-                        "rate_limit_exceeded"), throttle=True),
-    _rule(RETRY, codes=("ModelServingError", "ModelUnavailable"), throttle=True),
-    _rule(RETRY, status=(503,), throttle=True),
+                        "rate_limit_exceeded"), throttle=True, pressure="rate"),
+    _rule(RETRY, codes=("ModelServingError", "ModelUnavailable"), throttle=True, pressure="capacity"),
+    _rule(RETRY, status=(503,), throttle=True, pressure="capacity"),
     # -- server faults: retry --
     _rule(RETRY, codes=("InternalError", "InternalError.Algo", "SystemError", "ModelServiceFailed",
                         "RequestTimeOut")),
@@ -169,7 +191,7 @@ RULES: tuple[Rule, ...] = (
     _rule(STOP_RUN, status=(400,), message=_CONFIG, hint=HINT_CONFIG),
     # -- catch-alls by status --
     _rule(RETRY, status=(408,)),
-    _rule(RETRY, status=(429,), throttle=True),
+    _rule(RETRY, status=(429,), throttle=True, pressure="rate"),
     _rule(STOP_RUN, status=(401, 403), hint=HINT_AUTH),
     _rule(STOP_RUN, status=(404,), hint=HINT_BASE_URL),
     # llama-cpp-python answers a bad parameter with 500 "N validation error(s)": not transient
@@ -182,7 +204,7 @@ RULES: tuple[Rule, ...] = (
 # An error body with a status outside 4xx/5xx (a proxy's 2xx/3xx error page): unexplained, row-local.
 _DEFAULT = _rule(FAIL_ROW, hint=HINT_SUSPECT, config_suspect=True)
 
-_KINDS = frozenset({"http", "timeout", "connection", "decode"})
+_KINDS = frozenset({"http", "timeout", "connection", "decode", "encode"})
 
 
 def classify(reply: Reply) -> Verdict:
@@ -191,4 +213,4 @@ def classify(reply: Reply) -> Verdict:
         raise ValueError(f"classify() takes a failed reply, not kind={reply.kind!r}")
     rule = next((r for r in RULES if r.matches(reply)), _DEFAULT)
     code = (reply.code or "").strip() or rule.code or f"http_{reply.status}"
-    return Verdict(rule.action, code, rule.throttle, rule.hint, rule.config_suspect)
+    return Verdict(rule.action, code, rule.throttle, rule.hint, rule.config_suspect, rule.pressure)

@@ -19,13 +19,15 @@ from collections import deque
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from ..records import ABANDONED, Reply
+from .pacing import Pacer
 
 log = logging.getLogger("batchframe")
 
 _CLOSE_WAIT_S = 2.0
-# New calls started per turn of the loop. Calls already under way (connecting, writing, reading)
-# go first: started all at once, 10,000 new calls would each wait behind the building of all the
-# others before its bytes went out, and their answers would come back in one burst too.
+# New calls started per turn of the loop when no rate is set. Calls already under way (connecting,
+# writing, reading) go first: started all at once, 10,000 new calls would each wait behind the
+# building of all the others before its bytes went out, and their answers would come back in one
+# burst too. With a rate (``pace``), the pacer spaces the starts instead.
 _STARTS_PER_TURN = 16
 
 
@@ -48,6 +50,8 @@ class AsyncTransport:
         self._closed = False
         self._shutdown_scheduled = False
         self._call: AsyncCall | None = None
+        self._pacer = Pacer(None, clock=self._loop.time)
+        self._timer: asyncio.TimerHandle | None = None
         ready = threading.Event()
         failed: list[BaseException] = []
         self._thread = threading.Thread(target=self._serve, args=(factory, ready, failed), name=name,
@@ -68,6 +72,18 @@ class AsyncTransport:
         if not self._kicked:  # one wake-up of the loop per burst of submissions, not one per call
             self._kicked = True
             self._loop.call_soon_threadsafe(self._start_some)
+
+    def pace(self, rate: float | None, burst: float = 1.0) -> None:
+        """Start calls at most ``rate`` a second, evenly spaced (``pacing.Pacer``), from now on.
+        Safe from any thread; the pacer itself lives on the loop."""
+        def apply() -> None:
+            self._pacer.set_rate(rate, burst)
+            self._start_some()
+
+        try:
+            self._loop.call_soon_threadsafe(apply)
+        except RuntimeError:  # the loop is already gone
+            pass
 
     def withdraw(self) -> None:
         """Take back the calls submitted but not started yet (the engine stopped): each comes back
@@ -114,10 +130,17 @@ class AsyncTransport:
 
     def _start_some(self) -> None:
         self._kicked = False  # first: a submission from now on wakes the loop again (at worst twice)
-        incoming, loop = self._incoming, self._loop
+        incoming, loop, pacer = self._incoming, self._loop, self._pacer
+        paced = pacer.rate is not None
         for _ in range(_STARTS_PER_TURN):
             if not incoming or self._closed:
                 return
+            if paced:
+                wait = pacer.delay()
+                if wait > 0:
+                    if self._timer is None:
+                        self._timer = loop.call_later(wait, self._timer_due)
+                    return
             item, body = incoming.popleft()
             task = loop.create_task(self._one(item, body))
             self._tasks.add(task)
@@ -125,6 +148,10 @@ class AsyncTransport:
         if incoming and not self._kicked:
             self._kicked = True
             loop.call_soon(self._start_some)  # behind the callbacks already ready: calls under way
+
+    def _timer_due(self) -> None:
+        self._timer = None
+        self._start_some()
 
     async def _one(self, item: Any, body: Mapping[str, Any]) -> None:
         assert self._call is not None

@@ -77,7 +77,8 @@ class SimConfig:
     """Behaviour of the simulated Batch Chat endpoint. Change it by copy (``dataclasses.replace``).
 
     Latency is the simulated queue wait, drawn from ``latency`` with mean ``latency_s`` ("uniform" is
-    uniform on [0, 2 * latency_s], "lognormal" has sigma 1), capped at ``latency_max_s``. Rates are
+    uniform on [0, 2 * latency_s], "lognormal" has sigma 1; "fixed" with ``latency_jitter_s`` is uniform
+    on ``latency_s`` +- that, e.g. 10 +- 1 for a 9-11 s wait), capped at ``latency_max_s``. Rates are
     per-attempt probabilities; the six fault rates together must not exceed 1. ``max_pending`` is per
     model, ``max_qps`` per account (both ``None`` = no cap). ``responder`` replaces the default
     answer text: ``(request body) -> str``.
@@ -113,6 +114,7 @@ class SimConfig:
     latency: str = "fixed"
     latency_s: float = 0.0
     latency_max_s: float = 3600.0
+    latency_jitter_s: float = 0.0  # "fixed" only: the wait is uniform on latency_s +- this
     server_timeout_s: float = 3600.0
     hang_rate: float = 0.0
     hang_s: float = 3600.0
@@ -159,9 +161,11 @@ class SimConfig:
         self._normalise()
         _check(self.latency in LATENCY_DISTRIBUTIONS,
                f"latency must be one of {', '.join(LATENCY_DISTRIBUTIONS)}; got {self.latency!r}")
-        for name in ("latency_s", "latency_max_s", "hang_s"):
+        for name in ("latency_s", "latency_max_s", "hang_s", "latency_jitter_s"):
             value = getattr(self, name)
             _check(_is_number(value) and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
+        _check(self.latency_jitter_s <= self.latency_s,
+               f"latency_jitter_s ({self.latency_jitter_s!r}) must not exceed latency_s ({self.latency_s!r})")
         _check(_is_number(self.server_timeout_s) and self.server_timeout_s > 0,
                f"server_timeout_s must be > 0, got {self.server_timeout_s!r}")
         for name in ("hang_rate", *(f"{fault}_rate" for fault in FAULTS)):

@@ -63,7 +63,7 @@ class Draw:
             return 0.0
         u = self.uniform(self.LATENCY)
         if config.latency == "fixed":
-            wait = mean
+            wait = mean + config.latency_jitter_s * (2 * u - 1)
         elif config.latency == "uniform":
             wait = 2 * mean * u
         elif config.latency == "exponential":

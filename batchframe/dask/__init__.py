@@ -52,6 +52,8 @@ _REFUSED = {
                 "Run the frame in slices (ddf.partitions[a:b]) and check the cost between them.",
     "deadline_s": "deadline_s counts from a run's start; on Dask every partition is a run of its own. "
                   "Run the frame in slices, or cancel the computation (its checkpoint keeps what finished).",
+    "client": "an openai client cannot be pickled and sent to workers; pass base_url= (and the key in "
+              "the environment, or api_key=) and each partition builds its own.",
 }
 
 
@@ -74,6 +76,11 @@ def complete(ddf: dd.DataFrame, prompt_col: str | None = None, *,
     for name, why in _REFUSED.items():
         if kwargs.get(name) is not None:
             raise ConfigError(f"{name}= is not supported on Dask: {why}")
+    if kwargs.get("mode", "chat") != "chat":
+        raise ConfigError(f"mode={kwargs['mode']!r} is not supported on Dask: one Batch File job per partition "
+                          "would split the file limits and the job log across workers. Run Batch File jobs "
+                          "with batchframe.complete(mode='file') or `batchframe run --mode file` (which "
+                          "streams files bigger than memory).")
     kwargs["progress"] = False
     meta = ddf._meta
     opts = _resolve(prompt_col, kwargs)

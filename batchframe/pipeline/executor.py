@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine import wire
+from ..engine.clients import client_transport
 from ..engine.dispatcher import Engine, EngineConfig
 from ..engine.fdlimit import ensure_open_files
 from ..engine.transport import AsyncTransport
@@ -21,8 +22,12 @@ def open_engine(opts: RunOptions) -> tuple[Engine, Any]:
                           retry=opts.retry)
     ensure_open_files(config.concurrency)
     wire_timeout = opts.timeout + (wire.READ_MARGIN_S if opts.dashscope else 0.0)
-    transport = AsyncTransport(lambda: wire.AsyncCaller(base_url=opts.spec.base_url, api_key=opts.api_key,
-                                                        timeout=wire_timeout, max_connections=config.concurrency))
+    if opts.client is not None:  # the user's own openai client (engine/clients.py)
+        transport = client_transport(opts.client, timeout=wire_timeout, max_workers=config.concurrency)
+    else:
+        transport = AsyncTransport(lambda: wire.AsyncCaller(
+            base_url=opts.spec.base_url, api_key=opts.api_key, timeout=wire_timeout,
+            max_connections=config.concurrency))
     try:
         return Engine(transport, config), transport
     except BaseException:

@@ -19,6 +19,7 @@ import os
 from typing import Any, Mapping
 
 from ..batchfile.options import TEST_MODEL, FileOptions, file_options, hash_base_url
+from ..engine.clients import check_client, client_base_url
 from ..engine.retry import RetryPolicy
 from ..engine.wire import DASHSCOPE_BATCH_URL, is_dashscope
 from ..exceptions import ConfigError
@@ -70,6 +71,12 @@ class RunOptions:
     logprob_summary: tuple[str, ...] = ()  # "mean" / "first": a float column each
     file: FileOptions = dataclasses.field(default_factory=FileOptions)  # mode and Batch File's options
     notes: tuple[str, ...] = ()   # things to tell the user once (e.g. thinking switched off)
+    client: Any = dataclasses.field(default=None, repr=False, compare=False)  # the user's openai client
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What is redacted from every server-provided string: the key sent, the user's client's."""
+        return tuple(k for k in (self.api_key, getattr(self.client, "api_key", None)) if isinstance(k, str))
 
     @property
     def served(self) -> bool:
@@ -104,7 +111,8 @@ def resolve(prompt_col: str | None = None, *, model: str | None = None, template
             mode: str = "chat", completion_window: str = "24h",
             poll_s: float | None = None, auto_file_rows: int = 10_000, file_fallback_s: float | None = None,
             file_max_lines: int = 50_000, file_max_bytes: int = 500 * 2 ** 20,
-            keep_remote_files: bool = False, file_test: bool = False, **params: Any) -> RunOptions:
+            keep_remote_files: bool = False, file_test: bool = False, client: Any = None,
+            **params: Any) -> RunOptions:
     """complete()'s options, checked and resolved (see the module doc and ``complete``)."""
     options = dict(locals())
     return _resolve(options, options.pop("params"), offline=False)
@@ -140,6 +148,9 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
     params, structured = prepare_format(params, o["parse"])
     simulate, local = _simulator(o["simulate"]), _local(o["local"])
     base_url = checks.text("base_url", o["base_url"])
+    client = _client(o["client"], o, o["mode"])
+    if client is not None:
+        base_url = client_base_url(client)
     if sum(x is not None and x is not False for x in (simulate, local, base_url)) > 1:
         raise ConfigError("give at most one of base_url=, simulate= and local=")
     if base_url is not None and not base_url.lower().startswith(("http://", "https://")):
@@ -172,7 +183,9 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
         model = TEST_MODEL
     dashscope = is_dashscope(base_url)
     api_key = _key(o["api_key"], dashscope=dashscope, served=simulate is not None or local is not None,
-                   offline=offline)
+                   offline=offline or client is not None)
+    if client is not None:
+        api_key = None  # the client sends its own
     timeout = checks.number("timeout", o["timeout"], minimum=0)
     if timeout > 7 * 86400:
         raise ConfigError(f"timeout={timeout:g}: seconds per call, at most a week; use deadline_s= "
@@ -222,7 +235,29 @@ def _resolve(o: dict, params: dict, *, offline: bool) -> RunOptions:
         on_budget=checks.choice("on_budget", o["on_budget"], ("return", "raise")),
         prices=prices, prices_given=o["prices"] is not None, max_cost=max_cost,
         deadline_s=deadline_s, outputs=outputs, n=n, max_repairs=max_repairs, logprob_summary=summary,
-        file=file, notes=tuple(notes))
+        file=file, notes=tuple(notes), client=client)
+
+
+def _client(client: Any, o: Mapping[str, Any], mode: Any) -> Any:
+    """``client=``: the user's openai client carries the endpoint, the key, headers and auth itself."""
+    if client is None:
+        return None
+    check_client(client)
+    given = [f"{name}=" for name in ("base_url", "api_key", "simulate", "local")
+             if o[name] is not None and o[name] is not False]
+    if given:
+        raise ConfigError(f"client= carries its own endpoint and key: drop {' and '.join(given)} "
+                          "(or drop client=)")
+    if mode in ("file", "auto") and not isinstance(client, _openai_sync()):
+        raise ConfigError(f"mode={mode!r} with client= needs an openai.OpenAI client (the files and batches "
+                          "API is driven synchronously); got an AsyncOpenAI")
+    return client
+
+
+def _openai_sync() -> type:
+    import openai
+
+    return openai.OpenAI
 
 
 def _outputs(params: Mapping[str, Any], structured: Structured | None, max_repairs: Any,

@@ -76,7 +76,7 @@ class Run:
         self.meta = dict(meta or {})
         self.on_engine = on_engine
         self.job = job
-        self.redact = Redactor([opts.api_key])
+        self.redact = Redactor(opts.secrets)
         self.summary = Summary(rows=source.rows, unique_requests=0,
                                currency=CURRENCY if opts.prices else None)
         self.counts: Counter = Counter()

@@ -242,6 +242,31 @@ def test_help_reads_well(capsys):
     assert "--api-key" not in text.replace("there is no --api-key", "")
 
 
+def test_every_help_example_runs_as_printed(tmp_path, monkeypatch, capsys):
+    """Each example of `batchframe run --help` and `batchframe --help`, run as printed from a directory
+    holding the shipped samples (the ones for a real key get --simulate: no key, no network), exits 0
+    without a warning about its own request."""
+    import shlex
+
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    joined = text.split("examples:")[-1].replace("\\\n", " ")
+    commands = [shlex.split(line.strip()) for line in joined.splitlines() if line.strip().startswith("batchframe ")]
+    assert len(commands) >= 4 and any("--schema" in c for c in commands)
+    shutil.copytree(Path(__file__).parent.parent / "data" / "samples", tmp_path / "data" / "samples")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    for argv in commands:
+        if argv[1] == "run":
+            argv += [] if "--simulate" in argv else ["--simulate"]
+            argv += ["--no-progress"]
+        assert main(argv[1:]) == 0, argv
+        err = capsys.readouterr().err
+        assert "refuse" not in err and "warning" not in err.lower(), (argv, err)
+    labels = pd.read_parquet(tmp_path / "out" / "labels.parquet")
+    assert {"sentiment", "confidence", "topics"} <= set(labels.columns) and (labels["status"] == "ok").all()
+
+
 # ---- bad input: a clear line, exit 2, nothing written or overwritten ------------------------------
 
 def test_bad_input(tmp_path, sim, capsys):

@@ -146,6 +146,17 @@ def test_a_run_that_fails_before_its_first_request_leaves_no_checkpoint_behind(t
     assert not (tmp_path / "b").exists()
 
 
+def test_the_cli_stopped_before_storing_anything_leaves_no_checkpoint_and_says_so(tmp_path, capsys, monkeypatch):
+    frame(3).to_csv(tmp_path / "in.csv", index=False)
+    monkeypatch.setenv("BATCHFRAME_API_KEY", "wrong")
+    with Simulator(api_key="right") as sim:
+        code = main(["run", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv"), "--prompt-col", "text",
+                     "--model", "qwen-plus", "--base-url", sim.base_url, "--no-progress"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and not (tmp_path / "o.csv.checkpoint").exists() and not (tmp_path / "o.csv").exists()
+    assert "no checkpoint left behind" in last and "saved in the checkpoint" not in last
+
+
 def test_status_counts_pending_rows_of_a_checkpoint_made_from_python(sim, tmp_path, capsys):
     batchframe.complete(frame(20), "text", model="qwen-plus", base_url=sim.base_url, progress=False,
                         checkpoint=tmp_path / "ck", prices=PRICES, max_cost=0.02, max_tokens=20)

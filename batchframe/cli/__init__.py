@@ -47,9 +47,15 @@ examples:
   # no key, no network: the built-in simulator gives fake answers
   batchframe run data/samples/reviews.csv -o out/reviews.parquet --prompt-col review \\
       --system "Answer with one word: positive, negative or neutral." --model qwen-plus --simulate
-  # JSON answers parsed into columns, at most 5 CNY
-  batchframe run reviews.parquet -o labels.parquet --model qwen-flash --max-cost 5 \\
-      --template "Review: {review}" --schema sentiment.schema.json --parse
+  # JSON answers parsed into columns (sentiment, confidence, topics), at most 5 CNY spent
+  batchframe run data/samples/reviews.parquet -o out/labels.parquet --model qwen-flash \\
+      --template "Reply in JSON with the sentiment of this review: {review}" \\
+      --schema data/samples/sentiment.schema.json --parse --max-tokens 100 --max-cost 5
+  # the same against the simulator, then a look at the checkpoint
+  batchframe run data/samples/reviews.parquet -o out/labels-simulated.parquet --model qwen-flash \\
+      --template "Reply in JSON with the sentiment of this review: {review}" \\
+      --schema data/samples/sentiment.schema.json --parse --simulate
+  batchframe status out/labels-simulated.parquet.checkpoint
 """
 
 

@@ -141,8 +141,13 @@ def _report(args: argparse.Namespace, outcome: Outcome, run: Run, out: Path, ckp
         return EXIT_OK
     if not args.quiet and outcome.stop not in ("interrupted", "fatal"):
         print(s.render(), file=sys.stderr)
-    where = f"saved in the checkpoint {ckpt}" if ckpt else "LOST (no checkpoint)"
     done = run.progress.done if run.progress is not None else 0
+    if ckpt is None:
+        where = "LOST (no checkpoint)"
+    elif os.path.isdir(ckpt):
+        where = f"saved in the checkpoint {ckpt}"
+    else:  # stopped before anything was stored: no half-made checkpoint was left
+        where = "nothing to save, no checkpoint left behind"
     if outcome.stop == "fatal":
         print(f"batchframe: error: {' '.join(str(outcome.error).split())} ({done} of {s.rows} rows done, "
               f"{where}; {out} not written)", file=sys.stderr)

@@ -5,14 +5,14 @@ them). A thin shell: the options are resolved by ``pipeline.options.resolve``, t
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from .exceptions import ConfigError
-from .io.frames import FrameSource, FrameSink
-from .pipeline.deliver import deliver
-from .pipeline.options import RunOptions, resolve
+from .io.frames import FrameSource
+from .pipeline.frame import run_frame
+from .pipeline.options import resolve
 
 
 def complete(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) -> pd.DataFrame:
@@ -56,24 +56,6 @@ def complete(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) ->
 complete.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
     [inspect.Parameter("df", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=pd.DataFrame),
      *inspect.signature(resolve).parameters.values()], return_annotation=pd.DataFrame)
-
-
-def run_frame(df: pd.DataFrame, opts: RunOptions, *, on_engine: Callable[[Any], None] | None = None,
-              job: Any = None) -> pd.DataFrame:
-    """One run over a pandas frame with resolved options (``complete()``, and Dask's partitions)."""
-    from .pipeline.parsed import Parse
-    from .pipeline.run import Run
-
-    source = FrameSource(df)
-    parse = (Parse(opts.structured, opts.names, nested="object")
-             if opts.structured is not None and opts.structured.parse else None)
-    sink = FrameSink(df, parse, opts.names["tool_calls"] if "tool_calls" in opts.outputs else None)
-    outcome = Run(opts, source, sink, on_engine=on_engine, job=job).run()
-    out = sink.frame()
-    if parse is not None:
-        outcome.summary.parse_errors = parse.errors
-    out.attrs["batchframe"] = outcome.summary.as_dict()
-    return deliver(outcome, opts, out)
 
 
 def submit(df: pd.DataFrame, prompt_col: str | None = None, **options: Any) -> Any:

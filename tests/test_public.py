@@ -26,8 +26,12 @@ def test_all_matches_public_names():
 def test_accessor_is_registered_and_stateless():
     df = pd.DataFrame({"a": ["x"]})
     assert hasattr(df, "batchchat")
-    assert df.batchchat is not df.batchchat
-    assert not [k for k in vars(df.batchchat) if k != "_df"]
+    acc = df.batchchat  # pandas < 2.1 caches an accessor per frame: what matters is that it holds no state
+    assert not [k for k in vars(acc) if k != "_df"] and acc._df is df
+    a = acc.complete(prompt_col="a", model="qwen-plus", simulate=True, progress=False)
+    assert not [k for k in vars(df.batchchat) if k != "_df"]  # a run leaves nothing on the accessor
+    b = df.batchchat.complete(prompt_col="a", model="qwen-plus", simulate={"seed": 1}, progress=False)
+    assert list(df.columns) == ["a"] and a is not b and a["status"].tolist() == ["ok"]
 
 
 def test_import_is_cheap_and_side_effect_free(tmp_path):

@@ -161,7 +161,7 @@ class FileJob:
 
     def detached(self, run: Any) -> Any:
         """The outcome of a run that only submitted (``submit()``, ``--detach``)."""
-        from ..pipeline.run import Outcome
+        from ..pipeline.summary import Outcome
 
         s, stats = run.summary, self.ctx.stats
         s.sent, s.stop_reason = stats.lines, self.stop

@@ -36,7 +36,7 @@ import dask.dataframe as dd
 import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor
 
-from ..api import run_frame
+from ..pipeline.frame import run_frame
 from ..pipeline.options import RunOptions, resolve
 from .worker import PartitionJob, Secret, run_partition
 from ..records import RESULT_COLUMNS

@@ -57,7 +57,7 @@ class PartitionJob:
 
 def run_partition(part: pd.DataFrame, job: PartitionJob, partition_info: Mapping | None = None) -> pd.DataFrame:
     """The map_partitions function: one partition through batchframe.complete."""
-    from ..api import run_frame
+    from ..pipeline.frame import run_frame
     from ..pipeline.options import resolve
 
     if partition_info is None and job.root is not None:  # every partition would share part-0

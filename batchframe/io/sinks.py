@@ -141,7 +141,10 @@ class TableWriter:
         table = pa.Table.from_arrays(arrays, names=names)
         if self._schema is None:
             meta = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False).metadata
-            fields = [pa.field(f.name, pa.large_string() if pa.types.is_null(f.type) else f.type)
+            # the result columns' text is large_string whatever pandas/pyarrow version converted it
+            # (pandas < 2.2 gives string), so files of one run and of every version agree
+            fields = [pa.field(f.name, pa.large_string() if pa.types.is_null(f.type)
+                               or (pa.types.is_string(f.type) and f.name in own) else f.type)
                       for f in table.schema]
             self._schema = pa.schema(fields, metadata=meta)
             self._pq = pq.ParquetWriter(self.tmp, self._schema, compression="zstd")

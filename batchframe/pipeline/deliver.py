@@ -15,7 +15,7 @@ from typing import Any
 
 from ..exceptions import BudgetExceeded, RunInterrupted
 from .options import RunOptions
-from .run import Outcome
+from .summary import Outcome
 from .signals import interactive
 
 log = logging.getLogger("batchframe")

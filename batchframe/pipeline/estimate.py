@@ -170,11 +170,12 @@ def _output_per_request(assumed: float, params: Mapping[str, Any], sampled: Mapp
 
 def _sample(df: pd.DataFrame, prompt_col: str | None, n: int, options: Mapping, image_tokens: int) -> dict:
     """Send ``n`` rows for real with the same arguments; their token counts and cost."""
-    from ..api import complete
     from ..rows.messages import row_messages
+    from .frame import run_frame
+    from .options import resolve
 
     picked = df.sample(n=min(n, len(df)), random_state=0) if len(df) else df
-    out = complete(picked, prompt_col, **options)
+    out = run_frame(picked, resolve(prompt_col, **options))
     prefix, suffix = options.get("prefix", ""), options.get("suffix", "")
     name = {c: f"{prefix}{c}{suffix}" for c in ("status", "completion_tokens", "prompt_tokens")}
     ok = out[out[name["status"]] == OK]

@@ -45,18 +45,10 @@ from .progress import Progress
 from .redact import Redactor
 from .repairs import Repairs, stored_result
 from .signals import StopSignals
-from .summary import Summary
+from .summary import Outcome, Summary
 from .window import Batch, Window
 
 log = logging.getLogger("batchframe")
-
-
-@dataclasses.dataclass
-class Outcome:
-    summary: Summary
-    stop: str | None = None           # None, "budget", "deadline", "interrupted", "fatal"
-    error: RunFatalError | None = None
-    complete: bool = False            # every row of the source reached the sink
 
 
 class Run:

@@ -105,3 +105,12 @@ class Summary:
         if self.stop_reason and self.stop_reason != "fatal":
             lines.append(f"  stopped early: {self.stop_reason}")
         return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a run ended: its summary, why it stopped, the error that stopped it."""
+    summary: Summary
+    stop: str | None = None           # None, "budget", "deadline", "interrupted", "fatal"
+    error: Any = None                 # the RunFatalError that stopped the run
+    complete: bool = False            # every row of the source reached the sink

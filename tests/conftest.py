@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import pytest
@@ -49,3 +53,32 @@ def wait_until(done: Callable[[], bool], timeout: float = 10.0, poll: float = 0.
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
         time.sleep(poll)
+
+
+@contextlib.contextmanager
+def serving(chat: Callable) -> Iterator[str]:
+    """A small OpenAI-compatible server on 127.0.0.1 whose ``/v1/chat/completions`` is the aiohttp
+    handler ``chat``, for answers the simulator never gives; yields its base URL."""
+    from aiohttp import web
+
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+
+    def serve():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.SockSite(runner, sock).start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -4,12 +4,9 @@ its retries off. Real sockets to the simulator or a small server on 127.0.0.1.""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import socket
-import threading
 
 import openai
 import pandas as pd
@@ -20,7 +17,7 @@ import batchframe
 from batchframe import ConfigError, RunFatalError
 from batchframe.simulator import ErrorRule, Simulator
 
-from conftest import frame
+from conftest import frame, serving
 
 
 def secret_key() -> str:
@@ -64,27 +61,8 @@ def recording(status: int = 200):
                   "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
         return web.Response(text=json.dumps(answer), content_type="application/json")
 
-    loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1", seen
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    with serving(chat) as url:
+        yield url, seen
 
 
 @CLIENTS

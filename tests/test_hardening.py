@@ -3,14 +3,11 @@ that looked real. Each through the public API or the CLI, against servers on 127
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import math
 import os
-import socket
-import threading
 
 import pandas as pd
 import pytest
@@ -21,7 +18,7 @@ from batchframe import ConfigError, RunFatalError
 from batchframe.cli import main
 from batchframe.simulator import ErrorRule, Simulator
 
-from conftest import frame
+from conftest import frame, serving
 
 
 def secret_key() -> str:
@@ -97,28 +94,8 @@ def answering(make_body, headers=None):
         return web.Response(text=json.dumps(make_body(body)), content_type="application/json",
                             headers=headers or {})
 
-    loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    with serving(chat) as url:
+        yield url
 
 
 def completion(content="positive", finish="stop", usage=None):

@@ -8,6 +8,13 @@ an async lock, so 64 or 128 connections at once are all answered, without errors
 call's wait in that queue counts against its timeout, so a few workers are enough (2-4 keep the
 model busy). The child is llama-cpp-python's own app, run so that it exits as soon as its stdin
 closes: stopping is immediate, and a parent killed with ``kill -9`` leaves no server behind.
+
+Why no extra buffer types: llama.cpp built for the machine it compiles on (pip's default) uses the
+CPU's AMX tiles for Q4_1 weights when ``cpuid`` reports them. Some sandboxes and VMs report AMX but
+do not grant the tile state, and the first matrix product dies with SIGSEGV (``ldtilecfg`` in
+``ggml_backend_amx_mul_mat``, seen here with llama-cpp-python 0.3.36). The child turns llama.cpp's
+extra buffer types off (``use_extra_bufts``), so the portable AVX kernels answer on every x86 CPU
+(here: 16 tokens in 0.65 s on one of 2 shared cores, where the AMX path crashed).
 """
 
 from __future__ import annotations
@@ -36,6 +43,14 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 _CHILD = r"""
 import os, sys, threading, uvicorn
+import llama_cpp.llama_cpp as lib
+_defaults = lib.llama_model_default_params
+def _no_extra_buffers():  # no AMX / repacked weights: see "Why no extra buffer types" above
+    params = _defaults()
+    params.use_extra_bufts = False
+    return params
+if any(name == "use_extra_bufts" for name, *_ in lib.llama_model_params._fields_):
+    lib.llama_model_default_params = _no_extra_buffers
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import Settings
 def watch():  # the parent closed our stdin, or died: stop at once

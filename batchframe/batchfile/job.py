@@ -2,8 +2,10 @@
 
 ``Run.run()`` opens the checkpoint as always, then hands over to ``FileJob.before(run)``: phase A
 (submit: ``submit.Submitter``) and phase B (wait: ``wait.Waiter``), both writing through the run's
-own store; then the run's ordinary loop is phase C (collect): the same source with nothing left to
-send (``FileJob.send`` False), every answered row reused from the checkpoint, so the columns,
+own store, then with ``max_repairs`` the repair rounds (``repair.repair_rounds``: follow-up turns as
+lines of new batches, waited for like the others; only in phase "complete", after a clean wait);
+then the run's ordinary loop is phase C (collect): the same source with nothing left to send
+(``FileJob.send`` False), every answered row reused from the checkpoint, so the columns,
 dtypes, cost, status and output files are those of Batch Chat, and rows not answered (cancelled,
 a deadline, a detach) are ``pending``. After ``file_fallback_s`` the loop sends again: what is left
 goes through Batch Chat. ``FileJob.after`` puts the job's counts and stop into the summary.

@@ -80,7 +80,8 @@ class Repairs:
         merged = dataclasses.replace(res, rid=before.rid, repairs=before.repairs + 1,
                                      latency_s=_add(before.latency_s, res.latency_s), **total)
         spent = None if before_cost is None or cost is None else before_cost + cost
-        if merged.status == OK and parse_answer(merged.response, self.structured)[1] is None:
+        if merged.status == OK and self.structured is not None \
+                and parse_answer(merged.response, self.structured)[1] is None:
             self.fixed += 1
         if merged.status != OK:  # the follow-up failed for good: the last good answer stands
             merged = dataclasses.replace(before, repairs=before.repairs + 1, **total)

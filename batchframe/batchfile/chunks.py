@@ -24,6 +24,7 @@ from ..checkpoint.hashes import hashes
 from .record import chunk_path, map_files
 
 LINE_MAX_BYTES = 6 * 2 ** 20  # DashScope: each line at most 6 MB
+CHAINS = ".chains.json"       # a repair chunk's sidecar: follow-up rid -> the answer it repairs
 
 
 def line_bytes(rid: str, url: str, body: Any) -> bytes:
@@ -36,8 +37,10 @@ def group_of(body: Any) -> tuple:
 
 
 class OpenChunk:
-    def __init__(self, dirpath: str, n: int, *, attempt: int = 1, parent: int | None = None) -> None:
+    def __init__(self, dirpath: str, n: int, *, attempt: int = 1, parent: int | None = None,
+                 repair: int = 0) -> None:
         self.dirpath, self.n, self.attempt, self.parent = dirpath, n, attempt, parent
+        self.repair = repair  # a repair round's chunk (its round, from 1): its lines are follow-up turns
         self.path = chunk_path(dirpath, n)
         self._fh = open(self.path, "wb", buffering=1 << 20)
         self.lines = self.bytes = 0
@@ -65,11 +68,13 @@ class OpenChunk:
         write_map(chunk_path(self.dirpath, self.n, ".keys.parquet"), self.keys.items())
         return {"e": "chunk", "n": self.n, "lines": self.lines, "bytes": self.bytes,
                 "rows": sum(len(k) for k in self.keys.values()), "attempt": self.attempt,
-                "parent": self.parent, "reserve": self.reserve, "recorded_at": time.time()}
+                "parent": self.parent, "reserve": self.reserve, "recorded_at": time.time(),
+                **({"repair": self.repair} if self.repair else {})}
 
     def discard(self) -> None:
         self._fh.close()
-        for path in (self.path, chunk_path(self.dirpath, self.n, ".keys.parquet")):
+        for path in (self.path, chunk_path(self.dirpath, self.n, ".keys.parquet"),
+                     chunk_path(self.dirpath, self.n, CHAINS)):
             try:
                 os.remove(path)
             except FileNotFoundError:
@@ -114,6 +119,29 @@ def read_map(dirpath: str, n: int) -> dict[str, list[str]]:
         if key not in keys:
             keys.append(key)
     return out
+
+
+def write_chains(dirpath: str, n: int, chains: dict[str, dict]) -> None:
+    """A repair chunk's sidecar (follow-up rid -> the answer it repairs and its cost), published
+    atomically before the chunk is recorded."""
+    _publish(chunk_path(dirpath, n, CHAINS), orjson.dumps(chains, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def read_chains(dirpath: str, n: int) -> dict[str, dict]:
+    try:
+        with open(chunk_path(dirpath, n, CHAINS), "rb") as f:
+            return orjson.loads(f.read())
+    except FileNotFoundError:
+        return {}
+
+
+def _publish(path: str, data: bytes) -> None:
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def chunk_lines(path: str) -> Iterator[tuple[str, bytes]]:

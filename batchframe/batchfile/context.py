@@ -74,6 +74,7 @@ class JobContext:
     fatal: RunFatalError | None = None
     budget_hit: bool = False  # a line was left out: max_cost would not hold its worst case
     resubmit: bool = True   # off while cancelling / at a deadline / falling back: retries stay pending
+    repairs: Any = None     # pipeline.repairs.Repairs: which answers to repair, and a repair's totals
 
     @property
     def dir(self) -> str:

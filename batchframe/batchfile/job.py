@@ -2,8 +2,10 @@
 
 ``Run.run()`` opens the checkpoint as always, then hands over to ``FileJob.before(run)``: phase A
 (submit: ``submit.Submitter``) and phase B (wait: ``wait.Waiter``), both writing through the run's
-own store; then the run's ordinary loop is phase C (collect): the same source with nothing left to
-send (``FileJob.send`` False), every answered row reused from the checkpoint, so the columns,
+own store, then with ``max_repairs`` the repair rounds (``repair.repair_rounds``: follow-up turns as
+lines of new batches, waited for like the others; only in phase "complete", after a clean wait);
+then the run's ordinary loop is phase C (collect): the same source with nothing left to send
+(``FileJob.send`` False), every answered row reused from the checkpoint, so the columns,
 dtypes, cost, status and output files are those of Batch Chat, and rows not answered (cancelled,
 a deadline, a detach) are ``pending``. After ``file_fallback_s`` the loop sends again: what is left
 goes through Batch Chat. ``FileJob.after`` puts the job's counts and stop into the summary.
@@ -22,11 +24,13 @@ import time
 from typing import Any
 
 from ..engine.wire import is_dashscope
+from ..pipeline.repairs import Repairs
 from .context import FileBudget, JobContext
 from .control import Control, ControlError, Interrupted, make_client
 from .options import DAY_S, file_base_url, poll_interval
 from .progress import FileProgress
 from .record import JobLog
+from .repair import repair_rounds
 from .submit import Submitter
 from .wait import Waiter
 
@@ -52,7 +56,8 @@ def choose(opts: Any, source: Any) -> "FileJob | None":
     return FileJob() if use_file else None
 
 
-def open_context(store: Any, opts: Any, summary: Any, redact: Any, progress: Any = None) -> JobContext:
+def open_context(store: Any, opts: Any, summary: Any, redact: Any, progress: Any = None,
+                 repairs: Any = None) -> JobContext:
     base = file_base_url(opts.spec.base_url)
     joblog = JobLog(store.path).open(endpoint=base, model=opts.spec.model, window=opts.file.completion_window)
     stop = threading.Event()
@@ -64,7 +69,8 @@ def open_context(store: Any, opts: Any, summary: Any, redact: Any, progress: Any
                         live_reserve=sum(c.reserve for c in joblog.live()))
     ctx = JobContext(store=store, log=joblog, control=control, file=opts.file, prices=opts.prices,
                      max_attempts=opts.retry.max_attempts, redact=redact, budget=budget, summary=summary,
-                     progress=progress, window=opts.file.completion_window, stop_event=stop)
+                     progress=progress, window=opts.file.completion_window, stop_event=stop,
+                     repairs=repairs or Repairs(opts.structured, 0, opts.spec.hasher()))
     _delete_leftovers(ctx)
     return ctx
 
@@ -105,7 +111,7 @@ class FileJob:
         deadline = started + opts.deadline_s if opts.deadline_s else None
         fallback = started + opts.file.fallback_s if opts.file.fallback_s else None
         progress = FileProgress(total=run.source.rows, enabled=opts.progress, currency=run.summary.currency)
-        ctx = self.ctx = open_context(run.store, opts, run.summary, run.redact, progress)
+        ctx = self.ctx = open_context(run.store, opts, run.summary, run.redact, progress, run.repairs)
         signals = StopSignals(lambda name: ctx.stop_event.set())
         stop = None
         try:
@@ -115,8 +121,15 @@ class FileJob:
                         stop = Submitter(ctx, opts, run.source, run.reuse, deadline=deadline).run()
                     if self.phase != "submit" and stop not in ("interrupted", "fatal"):
                         poll, backoff = poll_interval(opts.file, file_base_url(opts.spec.base_url))
-                        stop = Waiter(ctx, poll=poll, backoff=backoff, deadline=deadline, fallback=fallback,
-                                      cancel=self.phase == "cancel").run() or stop
+
+                        def wait() -> str | None:
+                            return Waiter(ctx, poll=poll, backoff=backoff, deadline=deadline, fallback=fallback,
+                                          cancel=self.phase == "cancel").run()
+
+                        stop = wait() or stop
+                        if self.phase == "complete" and stop is None and run.repairs is not None:
+                            stop = repair_rounds(ctx, opts, run.source, run.repairs, whole=run.reuse.whole,
+                                                 wait=wait, deadline=deadline)
                 except ControlError as exc:
                     ctx.set_fatal(exc)
                 except Interrupted:

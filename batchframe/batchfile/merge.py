@@ -23,11 +23,12 @@ import orjson
 from ..engine.taxonomy import Action
 from ..exceptions import RunFatalError
 from ..records import GAVE_UP, OK, Reply, Result
-from .chunks import OpenChunk, chunk_lines, group_of, read_map
+from .chunks import OpenChunk, chunk_lines, group_of, read_chains, read_map, write_chains
 from .context import JobContext
 from .control import BatchView, ControlError
 from .lines import CANCELLED, MISSING, describe, judge, verdict_of
 from .record import Chunk, chunk_files, chunk_path
+from .repair import chain_start
 
 log = logging.getLogger("batchframe")
 SUSPECT_LIMIT = 3
@@ -39,6 +40,7 @@ class Merge:
     def __init__(self, ctx: JobContext, chunk: Chunk, batch: BatchView) -> None:
         self.ctx, self.chunk, self.batch = ctx, chunk, batch
         self.keys = read_map(ctx.dir, chunk.n)
+        self.chains = read_chains(ctx.dir, chunk.n) if chunk.repair else {}  # follow-up rid -> what it repairs
         self.seen: set[str] = set()
         self.retry: set[str] = set()
         self.counts = {"ok": 0, "failed": 0, "pending": 0}
@@ -130,16 +132,22 @@ class Merge:
         cost = (prices.cost(res.prompt_tokens, res.completion_tokens) if prices else None) if ok \
             else (0.0 if prices else None)
         keys = self.keys[res.rid]
-        ctx.store.write(keys[:1], res, cost)
+        chain = self.chains.get(res.rid)
+        answer, billed = res, cost
+        if chain is not None:
+            before, before_cost = chain_start(chain)
+            answer, billed = ctx.repairs.join(before, res, before_cost, cost)
+        ctx.store.write(keys[:1], answer, billed)  # a follow-up's: under the original request, chain totals
         if len(keys) > 1:
-            ctx.store.write(keys[1:], res, 0.0 if cost is not None else None)
+            ctx.store.write(keys[1:], answer, 0.0 if billed is not None else None)
         self.counts["ok" if ok else "failed"] += 1
         self.spent += cost or 0.0
-        ctx.stats.rows += len(keys)
+        rows = len(keys) if chain is None else 0  # a repaired row was counted when first answered
+        ctx.stats.rows += rows
         ctx.summary.add(res, len(keys), cost)
         if ctx.progress is not None:
-            ctx.progress.add(len(keys), failed=not ok, prompt=res.prompt_tokens, completion=res.completion_tokens,
-                             reasoning=res.reasoning_tokens, cost=cost)
+            ctx.progress.add(rows, failed=not ok and chain is None, prompt=res.prompt_tokens,
+                             completion=res.completion_tokens, reasoning=res.reasoning_tokens, cost=cost)
 
     def _resubmit(self) -> dict | None:
         """The retryable lines as a new chunk (its ``chunk`` event, declared by the ``merged`` one)."""
@@ -150,7 +158,8 @@ class Merge:
                         parent.n, len(self.retry))
             self.counts["pending"] += len(self.retry)
             return None
-        new = OpenChunk(ctx.dir, ctx.log.next_n(), attempt=parent.attempt + 1, parent=parent.n)
+        new = OpenChunk(ctx.dir, ctx.log.next_n(), attempt=parent.attempt + 1, parent=parent.n,
+                        repair=parent.repair)
         for rid, raw in chunk_lines(path):
             if rid not in self.retry:
                 continue
@@ -164,6 +173,8 @@ class Merge:
         if not new.lines:
             new.discard()
             return None
+        if self.chains:  # a repair chunk's retries keep what they repair
+            write_chains(ctx.dir, new.n, {rid: self.chains[rid] for rid in new.keys})
         event = new.close()
         ctx.budget.reserve(new.reserve)
         ctx.stats.lines += new.lines

@@ -5,9 +5,10 @@ and ``load_checkpoint`` (a ``_`` directory; parts are only ``part-*.parquet`` at
     chunk-<n>.jsonl                 a chunk's input file (its lines), kept until the chunk is merged
     chunk-<n>.keys.parquet          rid -> row keys of the rows its lines answer (rid = custom_id)
     chunk-<n>.keys-<tag>.parquet    more rows for its lines, found later (a duplicate prompt)
+    chunk-<n>.chains.json           a repair chunk's: follow-up rid -> the answer it repairs (max_repairs)
 
 Events (``e``): ``job`` (id, the file endpoint, model, window), ``chunk`` (n, lines, bytes, rows,
-attempt, parent, reserve: its worst-case cost), ``uploading`` / ``file`` (id), ``creating`` /
+attempt, parent, reserve: its worst-case cost, repair: its repair round), ``uploading`` / ``file`` (id), ``creating`` /
 ``batch`` (id, expires_at), ``keys`` (n, rows added), ``seen`` (the batch's status and counts when
 they changed), ``cancel``, ``merged`` (its outcome, with the ``resubmit`` chunk declared in the same
 line, so a crash never leaves both a merged-but-live parent and its retry), ``deleted`` (remote
@@ -47,6 +48,7 @@ class Chunk:
     attempt: int = 1
     parent: int | None = None
     reserve: float = 0.0
+    repair: int = 0                    # a repair round's chunk (its round): lines are follow-up turns
     recorded_at: float = 0.0
     uploading: bool = False
     file_id: str | None = None

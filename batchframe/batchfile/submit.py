@@ -53,6 +53,10 @@ class Submitter:
             if chunk.batch_id is None:
                 ctx.ensure(chunk)
         self._load_live()
+        return self._stream()
+
+    def _stream(self) -> str | None:
+        ctx = self.ctx
         for rows in self.source.batches():
             if ctx.stopped():
                 self._discard_open()
@@ -100,27 +104,28 @@ class Submitter:
                 self.open.keys[rid].append(key)
             elif where[i] >= 0 or (repeated[i] and rid in placed):
                 extra[where[i] if where[i] >= 0 else placed[rid]].setdefault(rid, []).append(key)
-            elif not self.full and self._line(rid, key, messages[pos]) and repeated[i]:
+            elif not self.full and self._line(rid, [key], messages[pos]) and repeated[i]:
                 placed[rid] = self.open.n
-        for n, items in extra.items():  # rows joining the line of a closed chunk
+        self._more_keys(extra)
+
+    def _more_keys(self, extra: dict[int, dict[str, list[str]]]) -> None:
+        """Rows joining the line of a closed chunk: one more map for it, recorded."""
+        ctx = self.ctx
+        for n, items in extra.items():
             self._extra_n += 1
             added = write_map(chunk_path(ctx.dir, n, f".keys-{self._tag}-{self._extra_n:06d}.parquet"),
                               items.items())
             ctx.log.append({"e": "keys", "n": n, "rows": added})
 
-    def _line(self, rid: str, key: str, messages: Any) -> bool:
-        """A new line for ``rid`` in the open chunk (True), or the row's failure / no room (False)."""
+    def _line(self, rid: str, keys: list[str], messages: Any) -> bool:
+        """A new line for ``rid`` in the open chunk (True), or the rows' failure / no room (False)."""
         ctx, file = self.ctx, self.ctx.file
         body = self.opts.spec.body(messages)
         data = line_bytes(rid, file.endpoint, body)
         if len(data) > min(file.max_bytes, LINE_MAX_BYTES):
-            res = Result.failure(rid, f"the request is {len(data):,} bytes: over the {min(file.max_bytes, LINE_MAX_BYTES):,} "
-                                 "bytes a batch line may have (file_max_bytes, and 6 MB a line); no request sent",
-                                 TOO_LARGE, 0)
-            ctx.store.write([key], res, 0.0 if ctx.prices else None)
-            ctx.summary.add(res, 1, None)
-            if ctx.progress is not None:
-                ctx.progress.add(1, failed=True, prompt=None, completion=None, reasoning=None, cost=None)
+            self._too_large(rid, keys, f"the request is {len(data):,} bytes: over the "
+                            f"{min(file.max_bytes, LINE_MAX_BYTES):,} bytes a batch line may have "
+                            "(file_max_bytes, and 6 MB a line); no request sent")
             return False
         if file.test and ctx.stats.lines >= TEST_MAX_LINES:
             self.full = True
@@ -135,15 +140,30 @@ class Submitter:
             self.full, self.stop = True, "budget"
             return False
         if self.open is None:
-            self.open = OpenChunk(ctx.dir, ctx.log.next_n())
-        self.open.add(rid, [key], data, worst, group)
+            self.open = self._new_chunk()
+        self.open.add(rid, keys, data, worst, group)
         ctx.stats.lines += 1
         return True
+
+    def _too_large(self, rid: str, keys: list[str], why: str) -> None:
+        ctx = self.ctx
+        res = Result.failure(rid, why, TOO_LARGE, 0)
+        ctx.store.write(keys, res, 0.0 if ctx.prices else None)
+        ctx.summary.add(res, len(keys), None)
+        if ctx.progress is not None:
+            ctx.progress.add(len(keys), failed=True, prompt=None, completion=None, reasoning=None, cost=None)
+
+    def _new_chunk(self) -> OpenChunk:
+        return OpenChunk(self.ctx.dir, self.ctx.log.next_n())
+
+    def _closing(self, chunk: OpenChunk) -> None:
+        """Files of a chunk beside its lines and map, written before it is recorded (none here)."""
 
     def _close(self) -> None:
         ctx, chunk = self.ctx, self.open
         self.open = None
         event = chunk.close()
+        self._closing(chunk)
         ctx.log.append(event)
         ctx.budget.reserve(chunk.reserve)
         self.index.add(list(chunk.keys), chunk.n)

@@ -13,7 +13,7 @@ asking again with the same budget would cut it off again; its ``parse_error`` sa
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Iterator
 
 from ..records import OK, Result
 from ..rows.structured import Structured, parse_answer
@@ -47,11 +47,15 @@ class Repairs:
         _, error = parse_answer(res.response, self.structured)
         return error
 
-    def follow_up(self, res: Result, messages: list, error: str, cost: float | None) -> tuple[str, list]:
-        """The follow-up request for a broken answer: (its rid, its messages)."""
+    def turn(self, res: Result, messages: list, error: str) -> tuple[str, list]:
+        """The follow-up request for a broken answer: (its rid, its messages); nothing remembered."""
         turn = [*messages, {"role": "assistant", "content": res.response or ""},
                 {"role": "user", "content": REPAIR_TURN.format(error=error)}]
-        rid = self._hash(turn)
+        return self._hash(turn), turn
+
+    def follow_up(self, res: Result, messages: list, error: str, cost: float | None) -> tuple[str, list]:
+        """The follow-up request for a broken answer: (its rid, its messages), its chain remembered."""
+        rid, turn = self.turn(res, messages, error)
         self._chains[rid] = _Chain(res.rid, turn, res, cost)
         self.sent += 1
         return rid, turn
@@ -63,17 +67,43 @@ class Repairs:
         """A follow-up's answer as the answer to the original request: (the result with the chain's
         totals, the chain's cost, the conversation so far)."""
         chain = self._chains.pop(res.rid)
-        before = chain.so_far
+        merged, spent = self.join(chain.so_far, res, chain.cost, cost)
+        return merged, spent, chain.messages
+
+    def join(self, before: Result, res: Result, before_cost: float | None,
+             cost: float | None) -> tuple[Result, float | None]:
+        """``res`` (a follow-up's answer) after ``before`` (the answer it repairs, with the chain's
+        totals so far): the answer to the original request with the chain's totals, and its cost. A
+        follow-up that failed for good leaves the last good answer (one more repair counted)."""
         total = {f: _add(getattr(before, f), getattr(res, f))
                  for f in ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens")}
-        merged = dataclasses.replace(res, rid=chain.rid, repairs=before.repairs + 1,
+        merged = dataclasses.replace(res, rid=before.rid, repairs=before.repairs + 1,
                                      latency_s=_add(before.latency_s, res.latency_s), **total)
-        spent = None if chain.cost is None or cost is None else chain.cost + cost
-        if merged.status == OK and parse_answer(merged.response, self.structured)[1] is None:
+        spent = None if before_cost is None or cost is None else before_cost + cost
+        if merged.status == OK and self.structured is not None \
+                and parse_answer(merged.response, self.structured)[1] is None:
             self.fixed += 1
         if merged.status != OK:  # the follow-up failed for good: the last good answer stands
             merged = dataclasses.replace(before, repairs=before.repairs + 1, **total)
-        return merged, spent, chain.messages
+        return merged, spent
+
+    def stored_broken(self, reused: Any, prepared: Any) -> Iterator[tuple[list[int], Result, str, float | None]]:
+        """The stored answers of a batch (``checkpoint.reuse.Reused``) that still do not parse, with
+        repairs left: per request, (the rows' positions, the stored answer, its error, its cost)."""
+        import pandas as pd
+
+        stored = reused.stored
+        groups: dict[str, list[int]] = {}
+        for pos in reused.use.nonzero()[0].tolist():
+            rid = prepared.rids[pos]
+            if rid is not None and stored["status"].iat[pos] == OK:
+                groups.setdefault(rid, []).append(pos)
+        for rid, positions in groups.items():
+            res = stored_result(stored.iloc[positions[0]], rid)
+            error = self.broken(res)
+            if error is not None:
+                cost = stored["cost"].iat[positions[0]]
+                yield positions, res, error, None if pd.isna(cost) else float(cost)
 
 
 def _add(a: Any, b: Any) -> Any:

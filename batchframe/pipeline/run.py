@@ -26,8 +26,6 @@ import gc
 import logging
 import time
 from collections import Counter
-
-import pandas as pd
 from typing import Any, Callable, Iterator, Mapping
 
 from ..engine.dispatcher import HOLD, EngineStats
@@ -43,7 +41,7 @@ from .options import SIMULATED, RunOptions
 from .pricing import CURRENCY
 from .progress import Progress
 from .redact import Redactor
-from .repairs import Repairs, stored_result
+from .repairs import Repairs
 from .signals import StopSignals
 from .summary import Outcome, Summary
 from .window import Batch, Window
@@ -237,8 +235,8 @@ class Run:
             settled = (b.reused.count if b.reused is not None else 0) + len(prepared.errors)
             if settled:
                 self.progress.settle(settled)
-            if self.repairs is not None and b.reused is not None:
-                self._repair_stored(b, prepared)
+            if self.repairs is not None and b.reused is not None and self.window.sending:
+                self._repair_stored(b, prepared)  # Batch File collecting: its repair rounds did that
             before = self.window.new_requests
             self.window.register(b, prepared, self._copy)
             self.summary.unique_requests += self.window.new_requests - before
@@ -256,20 +254,9 @@ class Run:
     def _repair_stored(self, b: Batch, prepared: Prepared) -> None:
         """Stored answers that still do not parse, with repairs left (``max_repairs`` raised, or a run
         stopped mid-repair): asked again from the stored answer instead of being reused as they are."""
-        reused, stored = b.reused, b.reused.stored
-        groups: dict[str, list[int]] = {}
-        for pos in reused.use.nonzero()[0].tolist():
-            rid = prepared.rids[pos]
-            if rid is not None and stored["status"].iat[pos] == OK:
-                groups.setdefault(rid, []).append(pos)
-        for rid, positions in groups.items():
-            res = stored_result(stored.iloc[positions[0]], rid)
-            error = self.repairs.broken(res)
-            if error is None:
-                continue
-            cost = stored["cost"].iat[positions[0]]
-            follow, turn = self.repairs.follow_up(res, prepared.messages[positions[0]], error,
-                                                  None if pd.isna(cost) else float(cost))
+        reused = b.reused
+        for positions, res, error, cost in list(self.repairs.stored_broken(reused, prepared)):
+            follow, turn = self.repairs.follow_up(res, prepared.messages[positions[0]], error, cost)
             for pos in positions:
                 reused.use[pos] = False
                 reused.count -= 1

@@ -18,6 +18,7 @@ def run(df, sim, **kw):
     return batchframe.complete(df, "text", base_url=sim.base_url, **kw)
 
 
+@pytest.mark.slow
 def test_heavy_throttling_and_bursts_every_row_right_and_limits_held():
     df = frame(1500)
     with Simulator(seed=3, max_qps=None, max_pending=None) as clean:
@@ -38,6 +39,7 @@ def test_heavy_throttling_and_bursts_every_row_right_and_limits_held():
     assert summary["throttled"] >= stats["by_code"].get("Throttling.RateQuota", 0)
 
 
+@pytest.mark.slow
 def test_dispatch_never_exceeds_qps_in_any_one_second_window():
     """The limit as the engine applies it, on a fake clock: no timing, no sockets."""
     import queue

@@ -34,6 +34,7 @@ def billed_once(stats: dict) -> bool:
     return stats["duplicate_successes"] == 0 and set(stats["billed_per_prompt"].values()) <= {1}
 
 
+@pytest.mark.slow
 def test_3000_rows_with_failing_lines_and_a_moderated_row(tmp_path):
     df = frame(3000)
     df.loc[1234, "text"] = "something bad [[moderate]]"

@@ -49,6 +49,7 @@ def billed_once(stats: dict) -> bool:
     return stats["duplicate_successes"] == 0 and set(stats["billed_per_prompt"].values()) == {1}
 
 
+@pytest.mark.slow
 def test_submit_returns_while_held_and_wait_elsewhere_returns_the_frame(tmp_path):
     df = frame(60)
     with Simulator(seed=5) as sim:
@@ -81,6 +82,7 @@ def test_submit_refuses_a_server_that_dies_with_the_call():
         batchframe.submit(frame(3), "text", model="qwen-plus", mode="chat", checkpoint="unused")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stall", [0, 1])
 def test_kill_9_right_after_a_batch_is_created_then_the_same_call_again(tmp_path, stall):
     """stall=1: the create never answers, so the killed client never had the id: found through the list."""
@@ -155,6 +157,7 @@ def test_auto_picks_by_row_count_end_to_end(tmp_path, caplog):
     assert "chose Batch File" in caplog.text and "chose Batch Chat" in caplog.text
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_waiting_and_the_batches_go_on(tmp_path):
     with Simulator(seed=5) as sim:
         sim.hold_batches(after_lines=0)

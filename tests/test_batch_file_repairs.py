@@ -128,6 +128,7 @@ batchframe.complete(df, "text", model="qwen-plus", base_url=url, mode="file", po
 """
 
 
+@pytest.mark.slow
 def test_kill_9_after_the_repair_batch_is_created_then_the_same_call_again(tmp_path):
     reached, go = threading.Event(), threading.Event()
 

@@ -110,6 +110,7 @@ def check_load(path, run: Run, where: str) -> None:
     assert checkpoint_summary(path)["rows"] == len(run.expected), where
 
 
+@pytest.mark.slow
 def test_every_listing_opens_at_every_later_step(tmp_path):
     """List at step i, open at step j >= i: no FileNotFoundError; no row lost unless the grace passed
     in between (a reader slower than the grace may miss rows, never get an error)."""
@@ -231,6 +232,7 @@ def steps_of_the_run(tmp_path) -> list[str]:
     return run.steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_ctrl_c", [False, True], ids=["kill-9", "interrupt"])
 def test_a_crash_at_every_step_loses_and_doubles_nothing(tmp_path, as_ctrl_c):
     """kill-9: the directory as a crash at that step leaves it, reopened. interrupt: the step raises

@@ -359,6 +359,7 @@ def test_console_script_smoke(tmp_path):
     assert len(pd.read_csv(tmp_path / "o.tsv", sep="\t")) == 240 and "FAKE" in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_run_then_rerun_has_every_row_once_in_order(tmp_path, sig):
     df = rows(2500)

@@ -39,6 +39,7 @@ def test_columns_dtypes_index_and_order(sim):
     assert sim.stats()["requests"] == 50
 
 
+@pytest.mark.slow
 def test_faults_1000_rows_all_come_back_right():
     df = frame(1000)
     with Simulator(seed=7) as clean:

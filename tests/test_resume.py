@@ -147,6 +147,7 @@ def test_foreign_directory_refused(sim, tmp_path):
     assert (tmp_path / "data.csv").read_text() == "a,b\n1,2\n"
 
 
+@pytest.mark.slow
 def test_interrupt_returns_partial_frame_quickly_with_hour_long_calls_in_flight(tmp_path):
     df = frame(200)
     ckpt = tmp_path / "ck"
@@ -177,6 +178,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume(tmp_path):
     n = 3000
     ckpt = tmp_path / "ck"

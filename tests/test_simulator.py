@@ -358,6 +358,7 @@ def test_stats_counters(sim: Simulator, http: httpx2.Client) -> None:
     assert sim.stats()["requests"] == 0 and sim.stats()["attempts_per_prompt"] == {}
 
 
+@pytest.mark.slow
 def test_spawned_simulator_holds_2000_concurrent_connections() -> None:
     """2,000 requests held at once by a simulator in another process, all answered."""
     count = 2000

@@ -465,6 +465,7 @@ time.sleep(600)  # would record the id here; killed first
 """
 
 
+@pytest.mark.slow
 def test_kill_the_client_right_after_the_first_batch_is_created(tmp_path: Path) -> None:
     """How a crash test uses the marker: wait for the file, kill -9 the client, look for the batch."""
     import signal

@@ -26,6 +26,7 @@ import batchframe
 import batchframe.dask  # registers ddf.batchchat
 from batchframe import ConfigError, RunFatalError
 from batchframe.simulator import ErrorRule, Simulator
+from conftest import wait_until
 
 MODEL = "qwen-plus"
 VOLATILE = ["latency_s", "request_id"]  # differ between any two runs, pandas or not
@@ -164,9 +165,7 @@ def test_killed_worker_resumes_its_partition_from_the_checkpoint(client, tmp_pat
     with Simulator(latency_s=0.05, max_qps=None) as sim:
         future = client.compute(ddf.batchchat.complete(prompt_col="text", model=MODEL, base_url=sim.base_url,
                                                        checkpoint=str(tmp_path / "runs"), max_workers=8))
-        deadline = time.monotonic() + 30
-        while sim.stats()["successes"] < 100 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: sim.stats()["successes"] >= 100, timeout=30, poll=0.02)
         victim = next(iter(client.run(os.getpid).values()))
         os.kill(victim, signal.SIGKILL)
         out = future.result(timeout=100)
